@@ -1,0 +1,48 @@
+# Makefile - the two quick-start commands (`make run`, `make test`) and developer builds.
+# Every step is idempotent: system packages are installed only when missing, the virtualenv
+# and `pip install -e` are redone only when packaging files change, and the extension is
+# rebuilt only when csrc/ changes.
+VENV        ?= .venv
+PYTHON      ?= python3
+PY          := $(VENV)/bin/python
+APT_PACKAGES := gcc make pkg-config libwebsockets-dev libsqlite3-dev
+INSTALLED   := $(VENV)/.installed
+EXTENSION   := $(VENV)/.extension-built
+ARGS        ?=
+
+.PHONY: setup system-packages run test clean
+
+setup: system-packages $(EXTENSION)
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing system packages:$$missing"; \
+	    SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(EXTENSION): $(INSTALLED) $(wildcard csrc/*.c csrc/*.h)
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+## Start the server on ws://localhost:8765 with the default DB (.session-buddy/skills.db).
+run: setup
+	$(PY) examples/run_websocket_server.py $(ARGS)
+
+## Run the whole test suite.
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+clean:
+	rm -rf build session_buddy/realtime/_core*.so *.egg-info $(INSTALLED) $(EXTENSION)

@@ -1,0 +1,71 @@
+/* client_msg.h - parse one client -> server protocol message (SPEC section 2). */
+#ifndef SB_CLIENT_MSG_H
+#define SB_CLIENT_MSG_H
+
+#include <stddef.h>
+
+enum cm_type {
+    CM_NONE = 0,        /* no usable type (see status) */
+    CM_SUBSCRIBE,
+    CM_UNSUBSCRIBE,
+    CM_PING,
+    CM_GET_METRICS,
+    CM_AUTH,
+};
+
+enum cm_status {
+    CM_OK = 0,
+    CM_INVALID_JSON,    /* not parseable JSON, or not a JSON object */
+    CM_INVALID_REQUEST, /* a field is missing or of the wrong type */
+    CM_UNKNOWN_TYPE,    /* "type" is a string naming no known message */
+};
+
+/*
+ * The parsed message.  Strings are owned (malloc'd, NUL-terminated) and
+ * released by client_msg_free().
+ *
+ * request_type: the value of "type" when it was a string (truncated to 63
+ *   bytes, invalid UTF-8 kept as is - the JSON writer sanitises it), else
+ *   NULL.  Filled even when status is not CM_OK, so that error replies can
+ *   echo it.
+ * skill: for CM_SUBSCRIBE, NULL means "all skills"; for CM_GET_METRICS it is
+ *   always set.  Both "skill" and "skill_name" keys are accepted; if both are
+ *   present with different values (null counts as a value) the message is
+ *   CM_INVALID_REQUEST.  skill_len excludes the NUL.
+ * token: for CM_AUTH, the "token" string.
+ */
+struct client_msg {
+    enum cm_type type;
+    char *request_type;
+    char *skill;
+    size_t skill_len;
+    char *token;
+};
+
+/*
+ * Parse json[0..len) (already reassembled, already known to be valid UTF-8
+ * when it came from a text frame).  Always fills *out (zeroed first) and
+ * returns an enum cm_status.  On a non-OK status, err receives a short
+ * human-readable reason (NUL-terminated, at most errlen bytes), suitable for
+ * the "message" field of an error reply.
+ *
+ * Rules:
+ * - "type" missing or not a string -> CM_INVALID_REQUEST.
+ * - subscribe: skill / skill_name absent, null or a string; any other JSON
+ *   type -> CM_INVALID_REQUEST.
+ * - get_metrics: skill / skill_name must be a string -> else CM_INVALID_REQUEST.
+ * - auth: token must be a string -> else CM_INVALID_REQUEST.
+ * - a skill name containing a NUL byte, or an empty skill name ->
+ *   CM_INVALID_REQUEST.
+ * - unsubscribe / ping: other fields are ignored.
+ * - unknown fields are ignored everywhere; with duplicated keys the last
+ *   occurrence wins.
+ * - nesting deeper than the parser's limit -> CM_INVALID_JSON.
+ */
+int client_msg_parse(const char *json, size_t len, struct client_msg *out,
+                     char *err, size_t errlen);
+
+/* Release the strings of *m and zero it.  Safe on a zeroed struct. */
+void client_msg_free(struct client_msg *m);
+
+#endif

@@ -1,0 +1,32 @@
+/* db_reader.h - reads one tick's metrics from the skills DB with plain SQL. */
+#ifndef SB_DB_READER_H
+#define SB_DB_READER_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot.h"
+
+struct db_reader {
+    char *path;               /* owned */
+    sqlite3 *db;              /* opened lazily, closed after a failure so the next tick reopens */
+    int has_anomalies_table;  /* V4's skill_anomalies exists */
+    int warned_no_v4;         /* the missing-V4 warning was given */
+};
+
+/* Remember the path; no I/O yet.  Returns 0, or -1 when out of memory. */
+int dbr_init(struct db_reader *r, const char *path);
+
+/* Close the connection and free the path. */
+void dbr_close(struct db_reader *r);
+
+/* Read every skill's all-time and windowed figures as of now_ms, plus the
+ * unresolved anomalies of the last hour.  Returns a new metrics, or NULL
+ * with a reason in err (the connection is then closed, to be reopened on the
+ * next call).  *warn_no_v4 is set to 1 the first time the DB is found to
+ * lack the V4 anomaly table. */
+struct metrics *dbr_read(struct db_reader *r, int64_t now_ms, int *warn_no_v4,
+                         char *err, size_t errlen);
+
+#endif

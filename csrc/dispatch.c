@@ -1,0 +1,221 @@
+/* dispatch.c - the protocol's request handling as plain C: bytes in, action and reply out. */
+#include "dispatch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_msg.h"
+#include "timeutil.h"
+
+int utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t extra;
+        unsigned cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i <= extra)
+            return 0;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return 0;
+        i += extra + 1;
+    }
+    return 1;
+}
+
+static void write_timestamp_field(jbuf *out, int64_t now_ms)
+{
+    char iso[32];
+    iso_format_ms(now_ms, iso);
+    jb_lit(out, ",\"timestamp\":");
+    jb_cstr(out, iso);
+}
+
+void dispatch_write_connected(jbuf *out, int authenticated, int64_t now_ms)
+{
+    jb_lit(out, "{\"type\":\"connected\","
+                "\"message\":\"Connected to Session-Buddy real-time metrics\","
+                "\"authenticated\":");
+    jb_bool(out, authenticated);
+    jb_lit(out, ",\"protocol_version\":\"1.0\"");
+    write_timestamp_field(out, now_ms);
+    jb_lit(out, "}");
+}
+
+void dispatch_write_error(jbuf *out, const char *code, const char *message,
+                          const char *request_type)
+{
+    jb_lit(out, "{\"type\":\"error\",\"code\":");
+    jb_cstr(out, code);
+    jb_lit(out, ",\"message\":");
+    jb_cstr(out, message);
+    jb_lit(out, ",\"request_type\":");
+    jb_cstr(out, request_type);
+    jb_lit(out, "}");
+}
+
+void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len, int64_t now_ms)
+{
+    jb_lit(out, "{\"type\":\"subscription_confirmed\",\"skill\":");
+    if (skill)
+        jb_str(out, skill, skill_len);
+    else
+        jb_null(out);
+    jb_lit(out, ",\"skill_name\":");
+    if (skill)
+        jb_str(out, skill, skill_len);
+    else
+        jb_null(out);
+    jb_lit(out, ",\"message\":");
+    if (skill) {
+        jbuf msg;
+        if (jb_init(&msg, 0, skill_len + 32) == 0) {
+            jb_lit(&msg, "Subscribed to updates for ");
+            jb_raw(&msg, skill, skill_len);
+            jb_str(out, jb_text(&msg), msg.len);
+        }
+        out->failed |= msg.failed;
+        jb_free(&msg);
+    } else {
+        jb_lit(out, "\"Subscribed to updates for all skills\"");
+    }
+    write_timestamp_field(out, now_ms);
+    jb_lit(out, "}");
+}
+
+static void write_unknown_skill(jbuf *out, const char *skill, size_t skill_len)
+{
+    jbuf msg;
+    if (jb_init(&msg, 0, skill_len + 32) == 0) {
+        jb_lit(&msg, "Invalid skill name: ");
+        jb_raw(&msg, skill, skill_len);
+        jb_lit(out, "{\"type\":\"error\",\"code\":\"unknown_skill\",\"message\":");
+        jb_str(out, jb_text(&msg), msg.len);
+        jb_lit(out, ",\"request_type\":\"get_metrics\"}");
+    }
+    out->failed |= msg.failed;
+    jb_free(&msg);
+}
+
+static void write_metrics_response(jbuf *out, const struct skill_stats *st, int64_t now_ms)
+{
+    jb_lit(out, "{\"type\":\"metrics_response\",\"data\":");
+    snapshot_write_skill_metrics(st, out);
+    write_timestamp_field(out, now_ms);
+    jb_lit(out, "}");
+}
+
+static const char *status_code(int status)
+{
+    switch (status) {
+    case CM_INVALID_JSON:
+        return "invalid_json";
+    case CM_UNKNOWN_TYPE:
+        return "unknown_type";
+    default:
+        return "invalid_request";
+    }
+}
+
+int dispatch_message(const char *data, size_t len, int is_binary, const struct snapshot *snap,
+                     int auth_pending, int64_t now_ms, struct dispatch_result *res, jbuf *reply)
+{
+    struct client_msg msg;
+    char err[160];
+
+    memset(res, 0, sizeof(*res));
+    if (is_binary && !utf8_valid(data, len)) {
+        dispatch_write_error(reply, "invalid_json", "binary frame is not valid UTF-8 JSON", NULL);
+        return reply->failed ? -1 : 0;
+    }
+    int status = client_msg_parse(data, len, &msg, err, sizeof(err));
+    if (status != CM_OK) {
+        dispatch_write_error(reply, status_code(status), err, msg.request_type);
+        goto done;
+    }
+    if (auth_pending && msg.type != CM_AUTH) {
+        dispatch_write_error(reply, "auth_required",
+                             "authenticate first: send {\"type\":\"auth\",\"token\":...}",
+                             msg.request_type);
+        goto done;
+    }
+
+    switch (msg.type) {
+    case CM_SUBSCRIBE:
+        res->action = DA_SUBSCRIBE;
+        res->skill = msg.skill;
+        res->skill_len = msg.skill_len;
+        msg.skill = NULL;
+        dispatch_write_subscribed(reply, res->skill, res->skill_len, now_ms);
+        break;
+    case CM_UNSUBSCRIBE:
+        res->action = DA_UNSUBSCRIBE;
+        jb_lit(reply, "{\"type\":\"unsubscribed\"");
+        write_timestamp_field(reply, now_ms);
+        jb_lit(reply, "}");
+        break;
+    case CM_PING:
+        jb_lit(reply, "{\"type\":\"pong\"");
+        write_timestamp_field(reply, now_ms);
+        jb_lit(reply, "}");
+        break;
+    case CM_GET_METRICS: {
+        const struct skill_stats *st =
+            snap ? metrics_find(snap->metrics, msg.skill, msg.skill_len) : NULL;
+        if (st)
+            write_metrics_response(reply, st, now_ms);
+        else
+            write_unknown_skill(reply, msg.skill, msg.skill_len);
+        break;
+    }
+    case CM_AUTH:
+        if (auth_pending) {
+            res->action = DA_AUTH;
+            res->token = msg.token;
+            msg.token = NULL;
+        } else {
+            dispatch_write_error(reply, "invalid_request", "no authentication is pending", "auth");
+        }
+        break;
+    case CM_NONE:
+        dispatch_write_error(reply, "invalid_request", "message has no type", NULL);
+        break;
+    }
+
+done:
+    client_msg_free(&msg);
+    if (reply->failed) {
+        dispatch_result_free(res);
+        return -1;
+    }
+    return 0;
+}
+
+void dispatch_result_free(struct dispatch_result *res)
+{
+    free(res->skill);
+    free(res->token);
+    memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,53 @@
+/* dispatch.h - apply one client message: decide what it asks for and build the reply. */
+#ifndef SB_DISPATCH_H
+#define SB_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json_writer.h"
+#include "snapshot.h"
+
+enum dispatch_action {
+    DA_NONE = 0,      /* nothing to change; the reply (if any) says everything */
+    DA_SUBSCRIBE,     /* set the subscription to skill (NULL = all skills) */
+    DA_UNSUBSCRIBE,   /* stop metrics_update until the next subscribe */
+    DA_AUTH,          /* verify token (only returned while auth is pending) */
+};
+
+struct dispatch_result {
+    enum dispatch_action action;
+    char *skill;      /* DA_SUBSCRIBE: owned, NUL-terminated, or NULL for all */
+    size_t skill_len;
+    char *token;      /* DA_AUTH: owned */
+};
+
+/*
+ * Apply the message data[0..len) from one client.  is_binary: it arrived in
+ * a binary frame, so its UTF-8 has not been validated yet.  snap: the latest
+ * snapshot (may be NULL before the first tick) answers get_metrics.
+ * auth_pending: the client has not authenticated yet and must.
+ *
+ * Appends at most one complete JSON reply message to `reply` (nothing for
+ * DA_AUTH) and fills *res.  Returns 0, or -1 when out of memory.
+ */
+int dispatch_message(const char *data, size_t len, int is_binary, const struct snapshot *snap,
+                     int auth_pending, int64_t now_ms, struct dispatch_result *res, jbuf *reply);
+
+/* Free the strings of *res and zero it. */
+void dispatch_result_free(struct dispatch_result *res);
+
+/* Append the `connected` greeting. */
+void dispatch_write_connected(jbuf *out, int authenticated, int64_t now_ms);
+
+/* Append an `error` reply; request_type may be NULL. */
+void dispatch_write_error(jbuf *out, const char *code, const char *message,
+                          const char *request_type);
+
+/* Append the `subscription_confirmed` reply for skill (NULL = all skills). */
+void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len, int64_t now_ms);
+
+/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values over U+10FFFF). */
+int utf8_valid(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,79 @@
+/* log.c - formats log lines into the event queue and captures libwebsockets' log output. */
+#include "log.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t lws_sink_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct event_queue *lws_sink;
+static __thread int bind_errno;
+
+void sb_log(struct event_queue *q, int level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    if (level < q->min_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    evq_post(q, EV_LOG, level, 0, line);
+}
+
+/* lws calls this on whichever thread logs; it must never touch Python. */
+static void lws_emit(int lws_level, const char *line)
+{
+    char clean[300];
+    size_t n = strlen(line);
+    const char *bind = strstr(line, "ERROR on binding");
+
+    if (bind) {
+        /* "ERROR on binding fd N to port P (-1 98)": the errno is the last number. */
+        const char *paren = strrchr(line, ' ');
+        if (paren)
+            bind_errno = atoi(paren + 1);
+    }
+    /* lws prefixes a timestamp and ends lines with a newline; keep the message only. */
+    const char *msg = strstr(line, "]: ");
+    msg = msg ? msg + 3 : line;
+    n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        n--;
+    if (n >= sizeof(clean))
+        n = sizeof(clean) - 1;
+    memcpy(clean, msg, n);
+    clean[n] = '\0';
+
+    pthread_mutex_lock(&lws_sink_lock);
+    if (lws_sink)
+        sb_log(lws_sink, lws_level == LLL_ERR ? SB_ERROR : SB_WARNING, "libwebsockets: %s", clean);
+    pthread_mutex_unlock(&lws_sink_lock);
+}
+
+void sb_log_attach_lws(struct event_queue *q)
+{
+    pthread_mutex_lock(&lws_sink_lock);
+    lws_sink = q;
+    pthread_mutex_unlock(&lws_sink_lock);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+}
+
+void sb_log_detach_lws(struct event_queue *q)
+{
+    pthread_mutex_lock(&lws_sink_lock);
+    if (lws_sink == q)
+        lws_sink = NULL;
+    pthread_mutex_unlock(&lws_sink_lock);
+}
+
+int sb_log_take_bind_errno(void)
+{
+    int e = bind_errno;
+    bind_errno = 0;
+    return e;
+}

@@ -1,0 +1,100 @@
+/* server_core.c - wires the event queue, the service thread and the ticker thread together. */
+#include "server_core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static void publish_to_service(void *ctx, struct snapshot *s)
+{
+    service_publish(ctx, s);
+}
+
+struct server_core *core_start(const struct core_config *cfg, int *bind_errno, char *err,
+                               size_t errlen)
+{
+    struct server_core *c = calloc(1, sizeof(*c));
+    struct service_config scfg = {
+        .disable_ipv6 = cfg->disable_ipv6,
+        .port = cfg->port,
+        .max_clients = cfg->max_clients,
+        .max_message_size = cfg->max_message_size,
+    };
+
+    *bind_errno = 0;
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (evq_init(&c->events) < 0) {
+        snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
+        free(c);
+        return NULL;
+    }
+    c->events.min_level = cfg->min_log_level;
+    if (cfg->iface && !(scfg.iface = strdup(cfg->iface)))
+        goto oom;
+    if (ticker_init(&c->ticker, cfg->db_path, (int64_t)(cfg->interval_s * 1e6), cfg->top_n,
+                    &c->events, publish_to_service, &c->service) < 0)
+        goto oom;
+    c->ticker_ready = 1;
+
+    sb_log_attach_lws(&c->events);
+    c->service_started = 1;
+    if (service_start(&c->service, &scfg, &c->events) < 0) {
+        *bind_errno = c->service.bind_errno;
+        snprintf(err, errlen, "%s", c->service.error);
+        core_destroy(c);
+        return NULL;
+    }
+    int rc = ticker_start(&c->ticker);
+    if (rc) {
+        snprintf(err, errlen, "cannot start the ticker thread: %s", strerror(rc));
+        core_destroy(c);
+        return NULL;
+    }
+    return c;
+
+oom:
+    free(scfg.iface);
+    snprintf(err, errlen, "out of memory");
+    core_destroy(c);
+    return NULL;
+}
+
+int core_port(struct server_core *c)
+{
+    pthread_mutex_lock(&c->service.lock);
+    int port = c->service.bound_port;
+    pthread_mutex_unlock(&c->service.lock);
+    return port;
+}
+
+void core_request_stop(struct server_core *c)
+{
+    service_request_stop(&c->service);
+}
+
+void core_join(struct server_core *c)
+{
+    /* The ticker publishes into the service, so it stops first. */
+    if (c->ticker_ready)
+        ticker_destroy(&c->ticker);
+    c->ticker_ready = 0;
+    if (c->service_started)
+        service_destroy(&c->service);
+    c->service_started = 0;
+}
+
+void core_destroy(struct server_core *c)
+{
+    if (!c)
+        return;
+    core_join(c);
+    sb_log_detach_lws(&c->events);
+    evq_destroy(&c->events);
+    free(c);
+}

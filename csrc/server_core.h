@@ -1,0 +1,54 @@
+/* server_core.h - one running server: event queue, service thread and ticker thread together. */
+#ifndef SB_SERVER_CORE_H
+#define SB_SERVER_CORE_H
+
+#include <stddef.h>
+
+#include "event_queue.h"
+#include "service.h"
+#include "ticker.h"
+
+struct core_config {
+    const char *db_path;
+    const char *iface;        /* numeric address or NULL for all interfaces (copied) */
+    int disable_ipv6;
+    int port;
+    double interval_s;
+    size_t top_n;
+    size_t max_clients;
+    size_t max_message_size;
+    int min_log_level;        /* Python level below which lines are not even queued */
+};
+
+struct server_core {
+    struct event_queue events;
+    struct service service;
+    struct ticker ticker;
+    int service_started;
+    int ticker_ready;
+};
+
+/*
+ * Bind and start both threads.  Blocks until the socket listens or fails
+ * (milliseconds); call it without the GIL.  Returns a core, or NULL with
+ * *bind_errno (0 when the failure is not a bind error) and err filled; on
+ * failure nothing is left running.
+ */
+struct server_core *core_start(const struct core_config *cfg, int *bind_errno, char *err,
+                               size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int core_port(struct server_core *c);
+
+/* Ask both threads to stop: clients get close 1001, then EV_STOPPED is posted. */
+void core_request_stop(struct server_core *c);
+
+/* Stop (if not yet asked) and join both threads; the event queue stays
+ * readable.  Blocks up to the shutdown deadline; call it without the GIL.
+ * Idempotent. */
+void core_join(struct server_core *c);
+
+/* core_join, then free everything. */
+void core_destroy(struct server_core *c);
+
+#endif

@@ -1,0 +1,195 @@
+/* service.c - the libwebsockets service thread: creates, runs and destroys its own context. */
+#include "service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* The server pings every 20 s and drops a client silent for a further 20 s (SPEC section 2). */
+static const lws_retry_bo_t keepalive_policy = {
+    .secs_since_valid_ping = 20,
+    .secs_since_valid_hangup = 40,
+};
+
+#define PROTOCOL_NAME "session-buddy-metrics"
+/* Large enough that a snapshot goes to the kernel in one send(), without lws copying it. */
+#define TX_PACKET_SIZE (256 * 1024)
+/* The handshake (and, later, the TLS accept) must complete within this. */
+#define HANDSHAKE_TIMEOUT_S 10
+
+static const struct lws_protocols protocols[] = {
+    {
+        .name = PROTOCOL_NAME,
+        .callback = ws_protocol_callback,
+        .per_session_data_size = 0, /* set from ws_session_size at runtime, see below */
+        .rx_buffer_size = 0,
+        .tx_packet_size = TX_PACKET_SIZE,
+    },
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void set_state(struct service *svc, enum service_state state)
+{
+    pthread_mutex_lock(&svc->lock);
+    svc->state = state;
+    pthread_cond_broadcast(&svc->state_changed);
+    pthread_mutex_unlock(&svc->lock);
+}
+
+/* Create the context and the listening vhost.  Returns 0, or -1 with error/bind_errno set. */
+static int create_context(struct service *svc)
+{
+    struct lws_context_creation_info info;
+
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (svc->cfg.disable_ipv6)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.user = svc;
+    info.timeout_secs = HANDSHAKE_TIMEOUT_S;
+    info.gid = -1;
+    info.uid = -1;
+
+    svc->ctx = lws_create_context(&info);
+    if (!svc->ctx) {
+        snprintf(svc->error, sizeof(svc->error), "libwebsockets could not create a context");
+        return -1;
+    }
+
+    info.port = svc->cfg.port;
+    info.iface = svc->cfg.iface;
+    info.protocols = svc->protocols;
+    info.vhost_name = "default";
+    info.retry_and_idle_policy = &keepalive_policy;
+    sb_log_take_bind_errno();
+    errno = 0;
+    svc->vhost = lws_create_vhost(svc->ctx, &info);
+    if (!svc->vhost) {
+        int logged = sb_log_take_bind_errno();
+        int e = logged ? logged : errno;
+        svc->bind_errno = e ? e : EADDRNOTAVAIL;
+        snprintf(svc->error, sizeof(svc->error), "cannot listen on %s port %d: %s",
+                 svc->cfg.iface ? svc->cfg.iface : "all interfaces", svc->cfg.port,
+                 strerror(svc->bind_errno));
+        return -1;
+    }
+    svc->vh_protocol = lws_vhost_name_to_protocol(svc->vhost, PROTOCOL_NAME);
+    return 0;
+}
+
+static void destroy_context(struct service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    svc->alive = 0; /* nobody may call lws_cancel_service from now on */
+    pthread_mutex_unlock(&svc->lock);
+    if (svc->ctx)
+        lws_context_destroy(svc->ctx);
+    svc->ctx = NULL;
+    svc->vhost = NULL;
+}
+
+static void *service_main(void *arg)
+{
+    struct service *svc = arg;
+
+    memcpy(svc->protocols, protocols, sizeof(svc->protocols));
+    svc->protocols[0].per_session_data_size = ws_session_size;
+
+    if (create_context(svc) < 0) {
+        destroy_context(svc);
+        set_state(svc, SVC_FAILED);
+        return NULL;
+    }
+    pthread_mutex_lock(&svc->lock);
+    svc->alive = 1;
+    svc->bound_port = lws_get_vhost_listen_port(svc->vhost);
+    if (svc->stop_requested) /* asked before we were alive to be woken */
+        lws_cancel_service(svc->ctx);
+    pthread_mutex_unlock(&svc->lock);
+    set_state(svc, SVC_LISTENING);
+
+    while (!svc->leave_loop) {
+        if (lws_service(svc->ctx, 0) < 0) {
+            sb_log(svc->events, SB_ERROR, "libwebsockets service loop failed; stopping");
+            break;
+        }
+    }
+    lws_sul_cancel(&svc->stop_deadline);
+    destroy_context(svc);
+    snapshot_unref(svc->current);
+    svc->current = NULL;
+    set_state(svc, SVC_STOPPED);
+    evq_post(svc->events, EV_STOPPED, 0, 0, NULL);
+    return NULL;
+}
+
+int service_start(struct service *svc, const struct service_config *cfg,
+                  struct event_queue *events)
+{
+    memset(svc, 0, sizeof(*svc));
+    svc->cfg = *cfg;
+    svc->events = events;
+    pthread_mutex_init(&svc->lock, NULL);
+    pthread_cond_init(&svc->state_changed, NULL);
+    svc->state = SVC_STARTING;
+
+    int rc = pthread_create(&svc->thread, NULL, service_main, svc);
+    if (rc) {
+        snprintf(svc->error, sizeof(svc->error), "cannot start the service thread: %s",
+                 strerror(rc));
+        svc->state = SVC_FAILED;
+        return -1;
+    }
+    svc->thread_started = 1;
+
+    pthread_mutex_lock(&svc->lock);
+    while (svc->state == SVC_STARTING)
+        pthread_cond_wait(&svc->state_changed, &svc->lock);
+    int ok = svc->state == SVC_LISTENING;
+    pthread_mutex_unlock(&svc->lock);
+    if (!ok) {
+        pthread_join(svc->thread, NULL);
+        svc->thread_started = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void service_publish(struct service *svc, struct snapshot *s)
+{
+    pthread_mutex_lock(&svc->lock);
+    struct snapshot *dropped = svc->pending;
+    svc->pending = s;
+    if (svc->alive)
+        lws_cancel_service(svc->ctx);
+    pthread_mutex_unlock(&svc->lock);
+    snapshot_unref(dropped);
+}
+
+void service_request_stop(struct service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    svc->stop_requested = 1;
+    if (svc->alive)
+        lws_cancel_service(svc->ctx);
+    pthread_mutex_unlock(&svc->lock);
+}
+
+void service_destroy(struct service *svc)
+{
+    if (svc->thread_started) {
+        service_request_stop(svc);
+        pthread_join(svc->thread, NULL);
+        svc->thread_started = 0;
+    }
+    snapshot_unref(svc->pending);
+    svc->pending = NULL;
+    free(svc->cfg.iface);
+    svc->cfg.iface = NULL;
+    pthread_cond_destroy(&svc->state_changed);
+    pthread_mutex_destroy(&svc->lock);
+}

@@ -1,0 +1,103 @@
+/* service.h - the libwebsockets service thread: context, listening socket, lifecycle. */
+#ifndef SB_SERVICE_H
+#define SB_SERVICE_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event_queue.h"
+#include "snapshot.h"
+
+struct session;
+struct sub_group;
+
+/* 1013 "try again later": lws 4.1.6 has no name for it. */
+#define SB_CLOSE_TRY_AGAIN_LATER 1013
+
+struct service_config {
+    char *iface;              /* owned; numeric address, or NULL for all interfaces */
+    int disable_ipv6;         /* needed for IPv4 addresses (lws bug #2290) */
+    int port;                 /* 0 = ephemeral */
+    size_t max_clients;       /* 0 = unlimited */
+    size_t max_message_size;  /* after reassembly */
+};
+
+struct service_counters {
+    uint64_t connections_total;
+    uint64_t rejected_full;
+    uint64_t messages_sent;
+    uint64_t bytes_sent;
+    uint64_t conflated_updates;
+};
+
+enum service_state { SVC_STARTING, SVC_LISTENING, SVC_FAILED, SVC_STOPPED };
+
+struct service {
+    struct service_config cfg;
+    struct event_queue *events;
+
+    /* Shared with other threads; guarded by lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t state_changed;
+    enum service_state state;
+    int bind_errno;
+    char error[256];
+    int alive;                  /* ctx exists, so lws_cancel_service is allowed */
+    int stop_requested;
+    struct snapshot *pending;   /* newest snapshot the service thread has not taken yet */
+    int bound_port;
+    struct session *sessions;   /* established clients; linked/unlinked/edited under lock */
+    size_t n_sessions;
+    struct service_counters counters;
+
+    /* Service thread only. */
+    struct lws_protocols protocols[2]; /* lws may keep pointing at this table */
+    pthread_t thread;
+    int thread_started;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    const struct lws_protocols *vh_protocol; /* the vhost's copy, needed for fan-out */
+    struct snapshot *current;
+    struct sub_group *groups;   /* distinct subscriptions, each with its cached message */
+    uint64_t next_client_id;
+    int stopping;
+    int leave_loop;
+    lws_sorted_usec_list_t stop_deadline;
+};
+
+/* Copy cfg (taking ownership of cfg->iface) and start the thread, then wait
+ * until it listens or fails.  Returns 0 when listening; otherwise -1 with
+ * svc->bind_errno (0 if not a bind error) and svc->error set, the thread
+ * joined and nothing left running.  Call service_destroy either way. */
+int service_start(struct service *svc, const struct service_config *cfg,
+                  struct event_queue *events);
+
+/* Hand a new snapshot to the service thread (takes over the reference).
+ * Safe from any thread. */
+void service_publish(struct service *svc, struct snapshot *s);
+
+/* Ask the thread to close every client with 1001 and leave its loop.  An
+ * EV_STOPPED event follows.  Safe from any thread; idempotent. */
+void service_request_stop(struct service *svc);
+
+/* Join the thread (after service_request_stop) and free everything. */
+void service_destroy(struct service *svc);
+
+/* The callback of the one protocol (ws_protocol.c). */
+int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len);
+
+/* Read a registered session's fields for Python's `clients` view; call with svc->lock held
+ * (the service thread edits them only under it).  session_subscription returns 1 when
+ * subscribed, with *skill NULL for all skills, or 0 after unsubscribe. */
+const struct session *session_next(const struct session *s);
+uint64_t session_id(const struct session *s);
+const char *session_peer(const struct session *s);
+int session_subscription(const struct session *s, const char **skill, size_t *skill_len);
+
+/* Per-connection allocation size for the protocol table (ws_protocol.c). */
+extern const size_t ws_session_size;
+
+#endif

@@ -1,0 +1,90 @@
+/* snapshot.h - one tick's metrics (skills and anomalies) and its JSON forms. */
+#ifndef SB_SNAPSHOT_H
+#define SB_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json_writer.h"
+
+/* Per-skill figures; field names follow SPEC section 2. */
+struct skill_stats {
+    char *name;                     /* owned */
+    size_t name_len;
+    int64_t total_invocations;      /* all time */
+    int64_t completed_invocations;  /* all time */
+    double avg_duration_seconds;    /* all time, completed only; NAN = none */
+    int64_t invocation_count;       /* last 24 h */
+    int64_t completed_count;        /* last 24 h */
+    double avg_duration;            /* last 24 h, completed only; NAN = none */
+    int64_t invocation_count_1h;
+    int64_t last_invocation_ms;     /* -1 = unknown */
+    int is_anomalous;
+};
+
+enum anomaly_type { ANOMALY_PERFORMANCE_DROP, ANOMALY_PERFORMANCE_SPIKE, ANOMALY_PATTERN_SHIFT };
+
+struct anomaly {
+    char *skill_name;               /* owned */
+    size_t skill_len;
+    enum anomaly_type type;
+    double baseline_value;
+    double observed_value;
+    double deviation_score;         /* signed z */
+    int64_t detected_ms;
+};
+
+/* The figures read at one tick.  Immutable once built; shared between the
+ * snapshots of consecutive ticks when the DB could not be read (stale). */
+struct metrics {
+    int refs;                       /* atomic */
+    struct skill_stats *skills;     /* ranked: 24 h count desc, total desc, name asc */
+    size_t n_skills;
+    struct skill_stats **by_name;   /* the same entries sorted by name, for lookups */
+    struct anomaly *anomalies;      /* sorted by |deviation_score| desc */
+    size_t n_anomalies;
+};
+
+/* One broadcast: metrics plus the envelope of the tick that produced it. */
+struct snapshot {
+    int refs;                       /* atomic */
+    uint64_t seq;
+    int64_t taken_ms;
+    int stale;
+    size_t top_n;
+    struct metrics *metrics;        /* owned reference */
+};
+
+/* Take ownership of the arrays (entries' strings included), rank them and
+ * build the name index.  Returns a metrics with one reference, or NULL when
+ * out of memory (the arrays are then freed). */
+struct metrics *metrics_build(struct skill_stats *skills, size_t n_skills,
+                              struct anomaly *anomalies, size_t n_anomalies);
+void metrics_ref(struct metrics *m);
+void metrics_unref(struct metrics *m);
+
+/* Free the strings of the entries and the arrays (for error paths before metrics_build). */
+void skill_stats_free_array(struct skill_stats *skills, size_t n);
+void anomaly_free_array(struct anomaly *anomalies, size_t n);
+
+/* The entry for a skill name, or NULL. */
+const struct skill_stats *metrics_find(const struct metrics *m, const char *name, size_t len);
+
+/* A snapshot holding a new reference to m.  Returns NULL when out of memory. */
+struct snapshot *snapshot_new(struct metrics *m, uint64_t seq, int64_t taken_ms, int stale,
+                              size_t top_n);
+void snapshot_ref(struct snapshot *s);
+void snapshot_unref(struct snapshot *s);
+
+/* Append the full `metrics_update` message for a subscription: skill NULL
+ * means all skills (the top N), otherwise only that skill's entry and
+ * anomalies.  Check out->failed afterwards. */
+void snapshot_write_update(const struct snapshot *s, const char *skill, size_t skill_len,
+                           jbuf *out);
+
+/* Append the `data` object of a `metrics_response` for one skill entry. */
+void snapshot_write_skill_metrics(const struct skill_stats *st, jbuf *out);
+
+const char *anomaly_type_name(enum anomaly_type t);
+
+#endif

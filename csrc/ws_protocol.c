@@ -1,0 +1,513 @@
+/* ws_protocol.c - the WebSocket protocol callback: per-connection state, fan-out, shutdown. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "service.h"
+#include "timeutil.h"
+
+/* Replies other than metrics_update may queue up to this much per client (SPEC section 4). */
+#define MAX_QUEUED_REPLY_BYTES (64 * 1024)
+/* stop() must finish promptly even when clients do not read their close frame. */
+#define STOP_DEADLINE_US (1500 * LWS_US_PER_MS)
+
+/* A serialised message with LWS_PRE headroom.  Broadcast messages are
+ * shared by every client of a subscription group; replies are owned by one
+ * client.  Only the service thread touches these, so refs is plain. */
+struct msgbuf {
+    struct msgbuf *next;      /* reply queue link */
+    int refs;
+    jbuf jb;
+};
+
+/* Clients with the same subscription share one serialisation per tick. */
+struct sub_group {
+    struct sub_group *next;
+    char *skill;              /* NULL = all skills */
+    size_t skill_len;
+    size_t members;
+    uint64_t built_seq;
+    struct msgbuf *message;   /* metrics_update for built_seq */
+};
+
+/* Per-connection state: zeroed by lws, set up in ESTABLISHED, freed in CLOSED. */
+struct session {
+    struct session *next, *prev;
+    struct service *svc;
+    struct lws *wsi;
+    uint64_t id;
+    char peer[64];
+    int registered;           /* linked into svc->sessions */
+    int closing;
+    uint16_t close_code;
+    const char *close_reason;
+    struct sub_group *group;  /* NULL after unsubscribe */
+    uint64_t sent_seq;
+    struct msgbuf *inflight;  /* kept until the next WRITEABLE: zlib may still read it */
+    struct msgbuf *out_head, *out_tail;
+    size_t out_bytes;
+    char *rx;
+    size_t rx_len, rx_cap;
+    int rx_binary;
+};
+
+const size_t ws_session_size = sizeof(struct session);
+
+const struct session *session_next(const struct session *s) { return s->next; }
+
+uint64_t session_id(const struct session *s) { return s->id; }
+
+const char *session_peer(const struct session *s) { return s->peer; }
+
+int session_subscription(const struct session *s, const char **skill, size_t *skill_len)
+{
+    *skill = s->group ? s->group->skill : NULL;
+    *skill_len = s->group ? s->group->skill_len : 0;
+    return s->group != NULL;
+}
+
+static struct msgbuf *msgbuf_new(size_t initial)
+{
+    struct msgbuf *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    if (jb_init(&m->jb, LWS_PRE, initial) < 0) {
+        free(m);
+        return NULL;
+    }
+    m->refs = 1;
+    return m;
+}
+
+static void msgbuf_unref(struct msgbuf *m)
+{
+    if (m && --m->refs == 0) {
+        jb_free(&m->jb);
+        free(m);
+    }
+}
+
+/* ---- subscription groups ---- */
+
+static struct sub_group *group_join(struct service *svc, const char *skill, size_t len)
+{
+    struct sub_group *g;
+    for (g = svc->groups; g; g = g->next) {
+        if ((!skill && !g->skill) ||
+            (skill && g->skill && g->skill_len == len && !memcmp(g->skill, skill, len))) {
+            g->members++;
+            return g;
+        }
+    }
+    g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    if (skill) {
+        g->skill = malloc(len + 1);
+        if (!g->skill) {
+            free(g);
+            return NULL;
+        }
+        memcpy(g->skill, skill, len);
+        g->skill[len] = '\0';
+        g->skill_len = len;
+    }
+    g->members = 1;
+    g->next = svc->groups;
+    svc->groups = g;
+    return g;
+}
+
+static void group_leave(struct service *svc, struct sub_group *g)
+{
+    if (!g || --g->members)
+        return;
+    for (struct sub_group **pp = &svc->groups; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    msgbuf_unref(g->message);
+    free(g->skill);
+    free(g);
+}
+
+/* The group's metrics_update for the current snapshot, serialised at most once per tick. */
+static struct msgbuf *group_message(struct service *svc, struct sub_group *g)
+{
+    if (g->message && g->built_seq == svc->current->seq)
+        return g->message;
+    struct msgbuf *m = msgbuf_new(g->skill ? 1024 : 8192);
+    if (!m)
+        return NULL;
+    snapshot_write_update(svc->current, g->skill, g->skill_len, &m->jb);
+    if (m->jb.failed) {
+        msgbuf_unref(m);
+        return NULL;
+    }
+    msgbuf_unref(g->message);
+    g->message = m;
+    g->built_seq = svc->current->seq;
+    return m;
+}
+
+/* ---- per-session helpers ---- */
+
+static void session_close_with(struct session *s, uint16_t code, const char *reason)
+{
+    if (s->closing)
+        return;
+    s->closing = 1;
+    s->close_code = code;
+    s->close_reason = reason;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008. */
+static void session_queue_reply(struct session *s, struct msgbuf *m)
+{
+    if (s->out_bytes + m->jb.len > MAX_QUEUED_REPLY_BYTES) {
+        msgbuf_unref(m);
+        sb_log(s->svc->events, SB_WARNING, "client %llu (%s) is not reading its replies: closing",
+               (unsigned long long)s->id, s->peer);
+        session_close_with(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reply queue full");
+        return;
+    }
+    if (s->out_tail)
+        s->out_tail->next = m;
+    else
+        s->out_head = m;
+    s->out_tail = m;
+    s->out_bytes += m->jb.len;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void session_set_group(struct session *s, struct sub_group *g)
+{
+    struct service *svc = s->svc;
+    pthread_mutex_lock(&svc->lock);
+    struct sub_group *old = s->group;
+    s->group = g;
+    pthread_mutex_unlock(&svc->lock);
+    group_leave(svc, old);
+}
+
+static void session_apply(struct session *s, const struct dispatch_result *res)
+{
+    struct service *svc = s->svc;
+    switch (res->action) {
+    case DA_SUBSCRIBE: {
+        struct sub_group *g = group_join(svc, res->skill, res->skill_len);
+        if (!g) {
+            session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+            return;
+        }
+        session_set_group(s, g);
+        s->sent_seq = 0; /* the current snapshot, in the new form, is due at once */
+        break;
+    }
+    case DA_UNSUBSCRIBE:
+        session_set_group(s, NULL);
+        break;
+    case DA_AUTH:  /* authentication arrives with the hardening issue */
+    case DA_NONE:
+        break;
+    }
+}
+
+static void session_handle_message(struct session *s)
+{
+    struct service *svc = s->svc;
+    struct dispatch_result res;
+    struct msgbuf *reply = msgbuf_new(256);
+
+    if (!reply || dispatch_message(s->rx, s->rx_len, s->rx_binary, svc->current, 0,
+                                   now_unix_ms(), &res, &reply->jb) < 0) {
+        msgbuf_unref(reply);
+        session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    session_apply(s, &res);
+    dispatch_result_free(&res);
+    if (reply->jb.len)
+        session_queue_reply(s, reply);
+    else
+        msgbuf_unref(reply);
+    if (s->group && svc->current && s->sent_seq != svc->current->seq)
+        lws_callback_on_writable(s->wsi);
+}
+
+/* Returns -1 when the connection must be closed with the reason already set. */
+static int session_receive(struct session *s, const void *in, size_t len)
+{
+    struct service *svc = s->svc;
+    struct lws *wsi = s->wsi;
+
+    if (lws_is_first_fragment(wsi)) {
+        s->rx_len = 0;
+        s->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (len > svc->cfg.max_message_size - s->rx_len) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too large", 17);
+        return -1;
+    }
+    if (s->rx_len + len > s->rx_cap) {
+        size_t cap = s->rx_cap ? s->rx_cap : 1024;
+        while (cap < s->rx_len + len)
+            cap *= 2;
+        if (cap > svc->cfg.max_message_size)
+            cap = svc->cfg.max_message_size;
+        char *grown = realloc(s->rx, cap);
+        if (!grown) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                             (unsigned char *)"out of memory", 13);
+            return -1;
+        }
+        s->rx = grown;
+        s->rx_cap = cap;
+    }
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return 0;
+
+    session_handle_message(s);
+    s->rx_len = 0;
+    if (s->rx_cap > 16 * 1024) { /* give back the memory of an unusually large message */
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_cap = 0;
+    }
+    return 0;
+}
+
+/* One lws_write per WRITEABLE: close first, then replies, then the latest update. */
+static int session_writeable(struct session *s)
+{
+    struct service *svc = s->svc;
+    struct msgbuf *m = NULL;
+
+    if (s->closing) {
+        const char *r = s->close_reason ? s->close_reason : "";
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)r, strlen(r));
+        return -1;
+    }
+    msgbuf_unref(s->inflight);
+    s->inflight = NULL;
+
+    if (s->out_head) {
+        m = s->out_head;
+        s->out_head = m->next;
+        if (!s->out_head)
+            s->out_tail = NULL;
+        m->next = NULL;
+        s->out_bytes -= m->jb.len;
+    } else if (s->group && svc->current && s->sent_seq != svc->current->seq) {
+        m = group_message(svc, s->group);
+        if (!m) {
+            session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+            return 0;
+        }
+        m->refs++;
+        if (s->sent_seq && svc->current->seq - s->sent_seq > 1)
+            svc->counters.conflated_updates += svc->current->seq - s->sent_seq - 1;
+        s->sent_seq = svc->current->seq;
+    } else {
+        return 0;
+    }
+
+    int n = lws_write(s->wsi, (unsigned char *)jb_text(&m->jb), m->jb.len, LWS_WRITE_TEXT);
+    s->inflight = m;
+    if (n < (int)m->jb.len)
+        return -1;
+    svc->counters.messages_sent++;
+    svc->counters.bytes_sent += m->jb.len;
+
+    if (s->out_head || (s->group && s->sent_seq != svc->current->seq))
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+/* "ip:port" or "[ip6]:port" of the peer. */
+static void format_peer(struct lws *wsi, char *out, size_t len)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&sa, &salen) == 0) {
+        if (sa.ss_family == AF_INET) {
+            struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
+            inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof(ip));
+            port = ntohs(in4->sin_port);
+        } else if (sa.ss_family == AF_INET6) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+            inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+            port = ntohs(in6->sin6_port);
+            snprintf(out, len, "[%s]:%d", ip, port);
+            return;
+        }
+    }
+    snprintf(out, len, "%s:%d", ip, port);
+}
+
+static void session_established(struct session *s, struct lws *wsi, struct service *svc)
+{
+    s->wsi = wsi;
+    s->svc = svc;
+    format_peer(wsi, s->peer, sizeof(s->peer));
+
+    if (svc->stopping) {
+        session_close_with(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
+        return;
+    }
+    if (svc->cfg.max_clients && svc->n_sessions >= svc->cfg.max_clients) {
+        pthread_mutex_lock(&svc->lock);
+        svc->counters.rejected_full++;
+        pthread_mutex_unlock(&svc->lock);
+        sb_log(svc->events, SB_WARNING, "rejecting %s: server full (%zu clients)", s->peer,
+               svc->cfg.max_clients);
+        session_close_with(s, SB_CLOSE_TRY_AGAIN_LATER, "server full");
+        return;
+    }
+    struct sub_group *all = group_join(svc, NULL, 0);
+    struct msgbuf *hello = msgbuf_new(192);
+    if (!all || !hello) {
+        group_leave(svc, all);
+        msgbuf_unref(hello);
+        session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    s->id = ++svc->next_client_id;
+    pthread_mutex_lock(&svc->lock);
+    s->group = all;
+    s->next = svc->sessions;
+    if (svc->sessions)
+        svc->sessions->prev = s;
+    svc->sessions = s;
+    svc->n_sessions++;
+    svc->counters.connections_total++;
+    s->registered = 1;
+    pthread_mutex_unlock(&svc->lock);
+
+    sb_log(svc->events, SB_INFO, "client %llu connected from %s (%zu connected)",
+           (unsigned long long)s->id, s->peer, svc->n_sessions);
+    dispatch_write_connected(&hello->jb, 0, now_unix_ms());
+    session_queue_reply(s, hello);
+}
+
+static void session_closed(struct session *s)
+{
+    struct service *svc = s->svc;
+    if (!svc)
+        return; /* never established */
+
+    msgbuf_unref(s->inflight);
+    while (s->out_head) {
+        struct msgbuf *m = s->out_head;
+        s->out_head = m->next;
+        msgbuf_unref(m);
+    }
+    free(s->rx);
+    if (s->registered) {
+        pthread_mutex_lock(&svc->lock);
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            svc->sessions = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+        svc->n_sessions--;
+        struct sub_group *g = s->group;
+        s->group = NULL;
+        pthread_mutex_unlock(&svc->lock);
+        group_leave(svc, g);
+        sb_log(svc->events, SB_INFO, "client %llu (%s) disconnected (%zu connected)",
+               (unsigned long long)s->id, s->peer, svc->n_sessions);
+    }
+    memset(s, 0, sizeof(*s));
+    if (svc->stopping && svc->n_sessions == 0)
+        svc->leave_loop = 1;
+}
+
+/* ---- cross-thread wake-ups ---- */
+
+static void stop_deadline_reached(lws_sorted_usec_list_t *sul)
+{
+    struct service *svc = lws_container_of(sul, struct service, stop_deadline);
+    if (svc->n_sessions)
+        sb_log(svc->events, SB_WARNING, "%zu clients did not close in time; dropping them",
+               svc->n_sessions);
+    svc->leave_loop = 1;
+}
+
+static void begin_shutdown(struct service *svc)
+{
+    svc->stopping = 1;
+    for (struct session *s = svc->sessions; s; s = s->next)
+        session_close_with(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
+    if (svc->n_sessions == 0)
+        svc->leave_loop = 1;
+    else
+        lws_sul_schedule(svc->ctx, 0, &svc->stop_deadline, stop_deadline_reached,
+                         STOP_DEADLINE_US);
+}
+
+/* Wakes coalesce and can be spurious: take everything that is pending each time. */
+static void drain_mailbox(struct service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    struct snapshot *s = svc->pending;
+    svc->pending = NULL;
+    int stop = svc->stop_requested;
+    pthread_mutex_unlock(&svc->lock);
+
+    if (s) {
+        snapshot_unref(svc->current);
+        svc->current = s;
+        if (!svc->stopping && svc->vh_protocol)
+            lws_callback_on_writable_all_protocol_vhost(svc->vhost, svc->vh_protocol);
+    }
+    if (stop && !svc->stopping)
+        begin_shutdown(svc);
+}
+
+int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len)
+{
+    struct session *s = user;
+    struct service *svc = lws_context_user(lws_get_context(wsi));
+
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        drain_mailbox(svc);
+        return 0; /* nonzero would free the cancel pipe's wsi (lws #2168) */
+    case LWS_CALLBACK_ESTABLISHED:
+        session_established(s, wsi, svc);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (s->closing)
+            return 0;
+        return session_receive(s, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return session_writeable(s);
+    case LWS_CALLBACK_CLOSED:
+        session_closed(s);
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        /* HTTP routes arrive with their own issue; until then only the WebSocket upgrade is served. */
+        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,41 @@
+"""Declares the C extension; all other metadata lives in pyproject.toml."""
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+REQUIRED = {"libwebsockets": "libwebsockets-dev", "sqlite3": "libsqlite3-dev"}
+
+
+def pkg_config(*args: str) -> list[str]:
+    """Flags from pkg-config for every REQUIRED library; exit with one clear line if one is missing."""
+    for lib, deb in REQUIRED.items():
+        try:
+            found = subprocess.run(["pkg-config", "--exists", lib]).returncode == 0
+        except FileNotFoundError:
+            sys.exit("error: pkg-config not found: install it (apt-get install pkg-config)")
+        if not found:
+            sys.exit(f"error: {lib} development files not found: install them (apt-get install {deb})")
+    out = subprocess.run(["pkg-config", *args, *REQUIRED], check=True, capture_output=True, text=True)
+    return shlex.split(out.stdout)
+
+
+sources = sorted(str(p) for p in Path("csrc").glob("*.c"))
+cflags = pkg_config("--cflags")
+libs = pkg_config("--libs")
+
+setup(
+    ext_modules=[
+        Extension(
+            "session_buddy.realtime._core",
+            sources=sources,
+            include_dirs=["csrc"],
+            extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes", *cflags],
+            extra_link_args=[*libs, "-lpthread"],
+            define_macros=[("_GNU_SOURCE", "1")],
+        )
+    ],
+)

@@ -1,0 +1,281 @@
+"""Server lifecycle: idempotent start/stop, no leaks over many cycles, bind failures, two servers."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gc
+import logging
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+from websockets.asyncio.client import connect
+
+from session_buddy.realtime import RealTimeMetricsServer
+
+from checks import assert_connected, top_names
+from seed import Invocation, seed_db
+from wsutil import (
+    CONNECT_KWARGS,
+    client_url,
+    expect_close,
+    free_port,
+    open_client,
+    open_fd_count,
+    recv_type,
+    recv_updates,
+    thread_counts,
+    wait_until,
+)
+
+LOGGER = "session_buddy.realtime"
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+
+
+async def _assert_serves(server: RealTimeMetricsServer) -> None:
+    ws, hello = await open_client(client_url(server))
+    try:
+        assert_connected(hello)
+        await recv_type(ws, "metrics_update")
+    finally:
+        await ws.close()
+
+
+async def _assert_refused(url: str) -> None:
+    with pytest.raises(OSError):
+        await connect(url, open_timeout=5, **CONNECT_KWARGS)
+
+
+# ---- idempotency -------------------------------------------------------------------
+
+
+async def test_second_start_warns_and_changes_nothing(server, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    port = server.port
+    caplog.clear()
+    await server.start()
+    await wait_until(lambda: _warnings(caplog), timeout=5, message="a warning for the second start()")
+    assert server.running is True
+    assert server.port == port
+    await _assert_serves(server)
+
+
+async def test_second_stop_warns_and_returns(server_factory, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    server = await server_factory()
+    await server.stop()
+    assert server.running is False
+    caplog.clear()
+    await asyncio.wait_for(server.stop(), 5)
+    await wait_until(lambda: _warnings(caplog), timeout=5, message="a warning for the second stop()")
+    assert server.running is False
+
+
+async def test_stop_on_a_never_started_server_is_harmless(server_factory) -> None:
+    server = await server_factory(start=False)
+    await asyncio.wait_for(server.stop(), 5)
+    assert server.running is False
+    await server.start()  # and it can still start afterwards
+    await _assert_serves(server)
+
+
+async def test_restart_after_stop_serves_again(server_factory) -> None:
+    server = await server_factory()
+    await _assert_serves(server)
+    await server.stop()
+    await server.start()
+    assert server.running is True
+    await _assert_serves(server)
+
+
+def _threads_at_most(before) -> bool:
+    now = thread_counts()
+    return now.os <= before.os and now.python <= before.python
+
+
+# ---- no leaks ----------------------------------------------------------------------------
+
+
+def _snapshot() -> tuple[int, int, int]:
+    gc.collect()
+    counts = thread_counts()
+    return open_fd_count(), counts.python, counts.os
+
+
+async def _assert_back_to(baseline: tuple[int, int, int], fd_slack: int = 2, os_slack: int = 1) -> None:
+    fds0, py0, os0 = baseline
+
+    def settled() -> bool:
+        fds, py, os_threads = _snapshot()
+        return fds <= fds0 + fd_slack and py <= py0 and os_threads <= os0 + os_slack
+
+    try:
+        await wait_until(settled, timeout=5, interval=0.05, message="resources to settle")
+    except AssertionError:
+        fds, py, os_threads = _snapshot()
+        pytest.fail(
+            f"leak: fds {fds0} -> {fds}, python threads {py0} -> {py}, OS threads {os0} -> {os_threads}"
+        )
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("reuse", [True, False], ids=["same-object", "new-objects"])
+async def test_200_start_stop_cycles_leak_no_fds_or_threads(seeded_db, warm_executor, reuse) -> None:
+    def make() -> RealTimeMetricsServer:
+        return RealTimeMetricsServer(port=0, db_path=seeded_db.path, update_interval=0.2)
+
+    server = make()
+    for _ in range(3):  # warm-up: lazily created things (executor thread, caches) appear here
+        await server.start()
+        await server.stop()
+    baseline = _snapshot()
+
+    started = time.monotonic()
+    for i in range(200):
+        if not reuse:
+            server = make()
+        await server.start()
+        assert server.running is True, f"cycle {i}"
+        assert server.port > 0
+        await server.stop()
+        assert server.running is False, f"cycle {i}"
+    del server
+    took = time.monotonic() - started
+
+    await _assert_back_to(baseline)
+    assert took < 45, f"200 cycles took {took:.1f} s"
+
+
+@pytest.mark.timeout(60)
+async def test_cycles_with_connected_clients_leak_nothing(seeded_db, warm_executor) -> None:
+    server = RealTimeMetricsServer(port=0, db_path=seeded_db.path, update_interval=0.1)
+
+    async def cycle() -> None:
+        await server.start()
+        clients = [(await open_client(client_url(server)))[0] for _ in range(2)]
+        await asyncio.gather(*(recv_type(ws, "metrics_update") for ws in clients))
+        closes = asyncio.gather(*(expect_close(ws) for ws in clients))
+        await server.stop()
+        assert await closes == [1001, 1001]
+        await asyncio.gather(*(ws.wait_closed() for ws in clients))
+
+    await cycle()
+    baseline = _snapshot()
+    for _ in range(30):
+        await cycle()
+    await _assert_back_to(baseline)
+
+
+# ---- bind failures ---------------------------------------------------------------------
+
+
+async def test_busy_port_raises_eaddrinuse_and_leaves_nothing_running(seeded_db, warm_executor) -> None:
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        before = thread_counts()
+        server = RealTimeMetricsServer(host="127.0.0.1", port=port, db_path=seeded_db.path,
+                                       update_interval=0.2)
+        with pytest.raises(OSError) as info:
+            await server.start()
+        assert info.value.errno == errno.EADDRINUSE, info.value
+        assert server.running is False
+        assert server._running is False
+        assert server._server is None
+        assert server._broadcast_task is None
+        await wait_until(lambda: _threads_at_most(before), timeout=3,
+                         message=f"threads back to {before}")
+    finally:
+        blocker.close()
+
+    # The very same object starts once the port is free.
+    try:
+        await server.start()
+        assert server.running is True
+        assert server.port == port
+        await _assert_serves(server)
+    finally:
+        await server.stop()
+
+
+async def test_port_held_by_another_server(server_factory, client_factory) -> None:
+    first = await server_factory(host="127.0.0.1")
+    ws = await client_factory(first)
+    second = await server_factory(host="127.0.0.1", port=first.port, start=False)
+    with pytest.raises(OSError) as info:
+        await second.start()
+    assert info.value.errno == errno.EADDRINUSE
+    assert second.running is False
+    # The first server did not notice.
+    seqs = [u["seq"] for u in await recv_updates(ws, 2)]
+    assert seqs[0] < seqs[1]
+    assert first.running is True
+
+
+async def test_two_servers_in_one_process_serve_their_own_db(server_factory, client_factory,
+                                                             tmp_path, seeded_db) -> None:
+    other = seed_db(tmp_path / "other" / "skills.db",
+                    seed=(Invocation("solo-skill", timedelta(hours=2), True, 1.0),))
+    a = await server_factory()
+    b = await server_factory(db_path=other.path)
+    assert a.port != b.port
+    wa = await client_factory(a)
+    wb = await client_factory(b)
+    ua, ub = await asyncio.gather(recv_type(wa, "metrics_update"), recv_type(wb, "metrics_update"))
+    assert top_names(ua) == seeded_db.expected_order
+    assert top_names(ub) == ["solo-skill"]
+
+    # Stopping one leaves the other untouched.
+    closes = asyncio.create_task(expect_close(wa))
+    await a.stop()
+    assert await closes == 1001
+    before = (await recv_type(wb, "metrics_update"))["seq"]
+    after = (await recv_type(wb, "metrics_update"))["seq"]
+    assert after > before
+    assert b.running is True
+    await _assert_serves(b)
+    await _assert_refused(client_url(a))
+
+
+# ---- authentication is not implemented yet (API_DECISIONS) --------------------------------
+
+
+@pytest.mark.parametrize("env", [None, "true", "TRUE", "1", "yes", "On"])
+async def test_auth_request_refuses_to_start(seeded_db, monkeypatch, warm_executor, env) -> None:
+    kwargs = {}
+    if env is None:
+        kwargs["require_auth"] = True
+    else:
+        monkeypatch.setenv("SESSION_BUDDY_AUTH_ENABLED", env)
+    port = free_port()
+    before = thread_counts()
+    server = RealTimeMetricsServer(host="127.0.0.1", port=port, db_path=seeded_db.path,
+                                   update_interval=0.2, **kwargs)
+    assert server.require_auth is (env is None)
+    with pytest.raises(NotImplementedError):
+        await server.start()
+    assert server.running is False
+    assert server._server is None
+    assert server._broadcast_task is None
+    await wait_until(lambda: _threads_at_most(before), timeout=3,
+                     message=f"threads back to {before}")
+    await _assert_refused(f"ws://127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("env", ["false", "0", "", "no"])
+async def test_auth_env_false_values_do_not_enable_auth(server_factory, monkeypatch, env) -> None:
+    monkeypatch.setenv("SESSION_BUDDY_AUTH_ENABLED", env)
+    server = await server_factory()
+    assert server.running is True
+    ws, hello = await open_client(client_url(server))
+    try:
+        assert hello["authenticated"] is False
+    finally:
+        await ws.close()
