@@ -10,7 +10,7 @@ INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
 
-.PHONY: setup system-packages run test clean
+.PHONY: setup system-packages run test asan clean
 
 setup: system-packages $(EXTENSION)
 
@@ -43,6 +43,20 @@ run: setup
 ## Run the whole test suite.
 test: setup
 	$(PY) -m pytest $(ARGS)
+
+## Run the whole suite against an ASan+UBSan build of the extension, then restore the normal build.
+ASAN_LOGS := build/asan-logs
+asan: setup
+	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
+	CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g" \
+	    LDFLAGS="-fsanitize=address,undefined" $(PY) setup.py -q build_ext --inplace --force
+	status=0; \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	    ASAN_OPTIONS=detect_leaks=1:log_path=$(CURDIR)/$(ASAN_LOGS)/asan:abort_on_error=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_LOGS)/ubsan \
+	    PYTHONMALLOC=malloc SB_SANITIZER_BUILD=1 $(PY) -m pytest -p no:cacheprovider $(ARGS) || status=$$?; \
+	$(PY) setup.py -q build_ext --inplace --force; \
+	$(PY) tests/sanitizers/asan_report.py $(ASAN_LOGS) && exit $$status
 
 clean:
 	rm -rf build session_buddy/realtime/_core*.so *.egg-info $(INSTALLED) $(EXTENSION)

@@ -330,7 +330,7 @@ static int session_writeable(struct session *s)
     svc->counters.messages_sent++;
     svc->counters.bytes_sent += m->jb.len;
 
-    if (s->out_head || (s->group && s->sent_seq != svc->current->seq))
+    if (s->out_head || (s->group && svc->current && s->sent_seq != svc->current->seq))
         lws_callback_on_writable(s->wsi);
     return 0;
 }

@@ -1,6 +1,6 @@
 """Shared fixtures: seeded SQLite files in tmp_path, servers on port 0, real `websockets` clients.
 
-The helper modules live in tests/realtime/ (wsutil, rawws, seed, gil_client) and are
+The helper modules live in tests/realtime/ (wsutil, rawws, skills_seed, protocol_checks, gil_client) and are
 imported as plain modules. `session_buddy.realtime` and `session_buddy.storage` are
 imported inside fixtures only, so a broken build never stops other test directories
 from being collected.
@@ -20,9 +20,9 @@ REALTIME_TESTS = Path(__file__).resolve().parent / "realtime"
 if str(REALTIME_TESTS) not in sys.path:
     sys.path.insert(0, str(REALTIME_TESTS))
 # Plain helper modules get pytest's assertion messages too.
-pytest.register_assert_rewrite("checks", "rawws", "seed", "wsutil")
+pytest.register_assert_rewrite("protocol_checks", "rawws", "skills_seed", "wsutil")
 
-from seed import SeededDB, create_db, seed_db  # noqa: E402
+from skills_seed import SeededDB, create_db, seed_db  # noqa: E402
 from wsutil import DEFAULT_TIMEOUT, client_url, open_client  # noqa: E402
 
 # Short enough to keep the suite fast, long enough for two loaded cores.
@@ -45,7 +45,7 @@ def fast_interval() -> float:
 
 @pytest.fixture
 def seeded_db(tmp_path: Path) -> SeededDB:
-    """tmp_path/skills.db, migrated, holding the invocations of tests/realtime/seed.py."""
+    """tmp_path/skills.db, migrated, holding the invocations of tests/realtime/skills_seed.py."""
     return seed_db(tmp_path / "skills.db")
 
 

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from session_buddy.realtime import NetworkClient, RealTimeMetricsServer, run_server
 from session_buddy.realtime import websocket_server as legacy
 
-from checks import (
+from protocol_checks import (
     assert_connected,
     assert_entry_matches,
     assert_error,

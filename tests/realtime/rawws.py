@@ -207,8 +207,11 @@ class RawWebSocket:
             if msg.get("type") != "metrics_update":
                 return msg
 
-    async def read_close(self, timeout: float = 10.0) -> tuple[int | None, bool]:
-        """Skip data until the server closes. Returns (close code or None, got_close_frame)."""
+    async def read_close(self, timeout: float = 10.0, hang_up: bool = True) -> tuple[int | None, bool]:
+        """Skip data until the server closes. Returns (close code or None, got_close_frame).
+
+        After a close frame it echoes the close and, with `hang_up`, closes the TCP connection
+        as a client does once the closing handshake is over."""
         while True:
             frame = await self.read_frame(timeout)
             if frame is None:
@@ -224,6 +227,8 @@ class RawWebSocket:
                     await self.send_frame(OP_CLOSE, frame.payload[:2])
                 except ConnectionError:
                     pass
+                if hang_up:
+                    self.close()
                 return code, True
 
     async def wait_eof(self, timeout: float = 10.0) -> bool:

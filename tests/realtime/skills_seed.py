@@ -6,7 +6,7 @@ in the last hour, so the server's own anomaly detection (which needs at least tw
 values) can never fire on this data: every anomaly a test sees is one it inserted.
 
 Ranking (window count desc, total desc, name asc) on this data:
-    pytest-run (6, 8), mypy (4, 7), ruff-check (4, 4), alpha-lint (2, 2), black (2, 2),
+    pytest-run (6, 8), ruff-check (4, 7), mypy (4, 4), alpha-lint (2, 2), black (2, 2),
     old-skill (0, 3)
 which exercises every tie-breaker, and a skill with data older than 24 h only.
 
@@ -63,19 +63,20 @@ SEED: tuple[Invocation, ...] = (
     Invocation("pytest-run", 12 * H, True, 4.5),
     Invocation("pytest-run", 3 * D, True, 5.0),
     Invocation("pytest-run", 3 * D + H, True, 6.0),
-    # mypy: 4 in 24 h, 7 in total -> ties ruff-check on the window, wins on the total.
-    Invocation("mypy", 3 * H, True, 10.0),
-    Invocation("mypy", 5 * H, False, None),
-    Invocation("mypy", 9 * H, True, 12.0),
-    Invocation("mypy", 15 * H, True, 8.0),
-    Invocation("mypy", 2 * D, True, 9.0),
-    Invocation("mypy", 2 * D + H, True, 11.0),
-    Invocation("mypy", 4 * D, False, None),
-    # ruff-check: 4 in 24 h, 4 in total.
+    # ruff-check: 4 in 24 h, 7 in total -> ties mypy on the window and wins on the total,
+    # although the name alone would put it after mypy.
     Invocation("ruff-check", 150 * M, True, 0.5),
     Invocation("ruff-check", 7 * H, True, 0.75),
     Invocation("ruff-check", 11 * H, True, 0.25),
     Invocation("ruff-check", 18 * H, False, None),
+    Invocation("ruff-check", 2 * D, True, 0.5),
+    Invocation("ruff-check", 2 * D + H, True, 1.0),
+    Invocation("ruff-check", 4 * D, False, None),
+    # mypy: 4 in 24 h, 4 in total.
+    Invocation("mypy", 3 * H, True, 10.0),
+    Invocation("mypy", 5 * H, False, None),
+    Invocation("mypy", 9 * H, True, 12.0),
+    Invocation("mypy", 15 * H, True, 8.0),
     # black and alpha-lint: 2 and 2 everywhere -> the name decides.
     Invocation("black", 2 * H, True, 1.5),
     Invocation("black", 10 * H, True, 2.5),
@@ -87,7 +88,7 @@ SEED: tuple[Invocation, ...] = (
     Invocation("old-skill", 5 * D, True, 9.0),
 )
 
-EXPECTED_ORDER = ["pytest-run", "mypy", "ruff-check", "alpha-lint", "black", "old-skill"]
+EXPECTED_ORDER = ["pytest-run", "ruff-check", "mypy", "alpha-lint", "black", "old-skill"]
 
 TOP_SKILL_FIELDS = frozenset({
     "skill_name", "last_invocation_at",
