@@ -14,7 +14,7 @@ static const char SKILLS_SQL[] =
     " AVG(CASE WHEN completed != 0 THEN duration_seconds END),"
     " SUM(jd >= ?1 AND jd <= ?3), SUM(jd >= ?1 AND jd <= ?3 AND completed != 0),"
     " AVG(CASE WHEN jd >= ?1 AND jd <= ?3 AND completed != 0 THEN duration_seconds END),"
-    " SUM(jd >= ?2 AND jd <= ?3), MAX(jd)"
+    " SUM(jd >= ?2 AND jd <= ?3), MAX(jd), SUM(jd IS NULL)"
     " FROM (SELECT skill_name, completed, duration_seconds, julianday(invoked_at) AS jd"
     "       FROM skill_invocation WHERE skill_name IS NOT NULL)"
     " GROUP BY skill_name";
@@ -100,7 +100,7 @@ static int db_open(struct db_reader *r, char *err, size_t errlen)
 }
 
 static int read_skills(struct db_reader *r, int64_t now_ms, struct skill_stats **out, size_t *n_out,
-                       char *err, size_t errlen)
+                       int64_t *unparseable, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     struct skill_stats *skills = NULL;
@@ -141,6 +141,7 @@ static int read_skills(struct db_reader *r, int64_t now_ms, struct skill_stats *
         s->invocation_count_1h = sqlite3_column_int64(st, 7);
         s->last_invocation_ms = sqlite3_column_type(st, 8) == SQLITE_NULL
                                     ? -1 : from_julian(sqlite3_column_double(st, 8));
+        *unparseable += sqlite3_column_int64(st, 9);
     }
     if (rc != SQLITE_DONE) {
         snprintf(err, errlen, "reading skill_invocation failed: %s",
@@ -222,19 +223,20 @@ static int read_anomalies(struct db_reader *r, int64_t now_ms, struct anomaly **
     return 0;
 }
 
-struct metrics *dbr_read(struct db_reader *r, int64_t now_ms, int *warn_no_v4,
+struct metrics *dbr_read(struct db_reader *r, int64_t now_ms, struct dbr_warnings *warn,
                          char *err, size_t errlen)
 {
     struct skill_stats *skills = NULL;
     struct anomaly *anomalies = NULL;
     size_t n_skills = 0, n_anomalies = 0;
+    int64_t unparseable = 0;
 
-    *warn_no_v4 = 0;
+    memset(warn, 0, sizeof(*warn));
     if (!r->db && db_open(r, err, errlen) < 0)
         return NULL;
     if (!r->has_anomalies_table && !r->warned_no_v4) {
         r->warned_no_v4 = 1;
-        *warn_no_v4 = 1;
+        warn->no_v4 = 1;
     }
     /* One read transaction, so skills and anomalies describe the same instant. */
     if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
@@ -242,8 +244,12 @@ struct metrics *dbr_read(struct db_reader *r, int64_t now_ms, int *warn_no_v4,
         db_close(r);
         return NULL;
     }
-    if (read_skills(r, now_ms, &skills, &n_skills, err, errlen) < 0)
+    if (read_skills(r, now_ms, &skills, &n_skills, &unparseable, err, errlen) < 0)
         goto error;
+    if (unparseable && !r->warned_bad_time) {
+        r->warned_bad_time = 1;
+        warn->unparseable_times = unparseable;
+    }
     if (r->has_anomalies_table &&
         read_anomalies(r, now_ms, &anomalies, &n_anomalies, err, errlen) < 0)
         goto error;

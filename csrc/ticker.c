@@ -34,12 +34,17 @@ int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size
 static struct snapshot *build_snapshot(struct ticker *t)
 {
     char err[512] = "";
-    int warn_no_v4 = 0;
+    struct dbr_warnings warn;
     int64_t now = now_unix_ms();
-    struct metrics *m = dbr_read(&t->reader, now, &warn_no_v4, err, sizeof(err));
+    struct metrics *m = dbr_read(&t->reader, now, &warn, err, sizeof(err));
     int stale = 0;
 
-    if (warn_no_v4)
+    if (warn.unparseable_times)
+        sb_log(t->events, SB_WARNING,
+               "%lld invocation(s) in %s have an invoked_at that is not an ISO 8601 time: "
+               "they count in the totals but not in the 1 h / 24 h windows",
+               (long long)warn.unparseable_times, t->reader.path);
+    if (warn.no_v4)
         sb_log(t->events, SB_WARNING,
                "%s has no skill_anomalies table (pre-V4 schema): anomalies are disabled",
                t->reader.path);
