@@ -53,30 +53,52 @@ int dbr_init(struct db_reader *r, const char *path)
 {
     memset(r, 0, sizeof(*r));
     r->path = strdup(path);
-    return r->path ? 0 : -1;
+    if (!r->path)
+        return -1;
+    pthread_mutex_init(&r->db_lock, NULL);
+    return 0;
 }
 
 static void db_close(struct db_reader *r)
 {
-    if (r->db)
-        sqlite3_close_v2(r->db);
+    pthread_mutex_lock(&r->db_lock);
+    sqlite3 *db = r->db;
     r->db = NULL;
+    pthread_mutex_unlock(&r->db_lock);
+    if (db)
+        sqlite3_close_v2(db);
 }
 
 void dbr_close(struct db_reader *r)
 {
+    if (!r->path)
+        return;
     db_close(r);
     free(r->path);
     r->path = NULL;
+    pthread_mutex_destroy(&r->db_lock);
+}
+
+void dbr_interrupt(struct db_reader *r)
+{
+    pthread_mutex_lock(&r->db_lock);
+    if (r->db)
+        sqlite3_interrupt(r->db);
+    pthread_mutex_unlock(&r->db_lock);
 }
 
 static int db_open(struct db_reader *r, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_open_v2(r->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    sqlite3 *db = NULL;
+    /* FULLMUTEX: sqlite3_interrupt may arrive from the thread that stops the server. */
+    int rc = sqlite3_open_v2(r->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
+    pthread_mutex_lock(&r->db_lock);
+    r->db = db;
+    pthread_mutex_unlock(&r->db_lock);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", r->path,
-                 r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         db_close(r);
         return -1;
     }

@@ -2,6 +2,7 @@
 #ifndef SB_DB_READER_H
 #define SB_DB_READER_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 
 struct db_reader {
     char *path;               /* owned */
+    pthread_mutex_t db_lock;  /* guards changes of db against dbr_interrupt from other threads */
     sqlite3 *db;              /* opened lazily, closed after a failure so the next tick reopens */
     int has_anomalies_table;  /* V4's skill_anomalies exists */
     int warned_no_v4;         /* the missing-V4 warning was given */
@@ -27,6 +29,9 @@ int dbr_init(struct db_reader *r, const char *path);
 
 /* Close the connection and free the path. */
 void dbr_close(struct db_reader *r);
+
+/* Abort a read in progress, from any thread (stop() must not wait for a long query). */
+void dbr_interrupt(struct db_reader *r);
 
 /* Read every skill's all-time and windowed figures as of now_ms, plus the
  * unresolved anomalies of the last hour.  Returns a new metrics, or NULL

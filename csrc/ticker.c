@@ -170,6 +170,7 @@ void ticker_destroy(struct ticker *t)
         t->stop = 1;
         pthread_cond_signal(&t->wake);
         pthread_mutex_unlock(&t->lock);
+        dbr_interrupt(&t->reader);
         pthread_join(t->thread, NULL);
         t->started = 0;
     }
