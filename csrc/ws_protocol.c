@@ -273,7 +273,8 @@ static int session_receive(struct session *s, const void *in, size_t len)
         s->rx = grown;
         s->rx_cap = cap;
     }
-    memcpy(s->rx + s->rx_len, in, len);
+    if (len) /* empty fragments are legal; memcpy from NULL is not */
+        memcpy(s->rx + s->rx_len, in, len);
     s->rx_len += len;
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
