@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -22,9 +23,15 @@ PROGRAMS = {
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 
 
+# Under `make asan` this process runs with libasan preloaded; the compiler must not inherit that.
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC")}
+
+
 def lws_flags() -> list[str]:
     out = subprocess.run(
-        ["pkg-config", "--cflags", "--libs", "libwebsockets"], check=True, capture_output=True, text=True
+        ["pkg-config", "--cflags", "--libs", "libwebsockets"], check=True, capture_output=True, text=True,
+        env=CLEAN_ENV,
     )
     return shlex.split(out.stdout)
 
@@ -37,7 +44,7 @@ def test_c_program(program: str, tmp_path: Path) -> None:
     build = subprocess.run(
         ["cc", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-g", *SANITIZE,
          f"-I{CSRC}", *sources, "-o", str(binary), *lws_flags(), "-lm"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env=CLEAN_ENV,
     )
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60,
