@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -75,6 +76,7 @@ async def one_round(db: Path) -> None:
 
 
 async def main() -> int:
+    logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "skills.db"
         now = datetime.now(timezone.utc)
