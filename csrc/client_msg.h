@@ -58,9 +58,24 @@ struct client_msg {
  * - a skill name containing a NUL byte, or an empty skill name ->
  *   CM_INVALID_REQUEST.
  * - unsubscribe / ping: other fields are ignored.
+ * - auth: a token containing a NUL byte -> CM_INVALID_REQUEST (token has no
+ *   length field, so a NUL would silently shorten it).
  * - unknown fields are ignored everywhere; with duplicated keys the last
- *   occurrence wins.
- * - nesting deeper than the parser's limit -> CM_INVALID_JSON.
+ *   occurrence wins.  Only keys of the top-level object count; a key of the
+ *   same name nested deeper is ignored.
+ * - nesting deeper than the parser's limit -> CM_INVALID_JSON.  LEJP 4.1.6's
+ *   limits, all CM_INVALID_JSON: objects nested 12 deep (the message object
+ *   counts; 11 work), arrays nested 6 deep (5 work), a key path - keys
+ *   joined by ".", arrays as "[]" - over 125 bytes (so any single key over
+ *   125 bytes), and a number of more than 20 digits.  Also CM_INVALID_JSON:
+ *   empty input, a top level that is not an object, anything but blanks
+ *   after the object, and '#' comments (which LEJP would skip).  LEJP's
+ *   lenient number forms (01, 1e+) are accepted: no field here is a number.
+ * - \uXXXX escapes are decoded; an escaped surrogate pair becomes the one
+ *   4-byte UTF-8 character it encodes, a lone surrogate stays as its 3-byte
+ *   (invalid) form.
+ * - request_type is NULL for CM_INVALID_JSON; a NUL inside "type" ends it.
+ * - out of memory -> CM_INVALID_REQUEST with err "out of memory".
  */
 int client_msg_parse(const char *json, size_t len, struct client_msg *out,
                      char *err, size_t errlen);

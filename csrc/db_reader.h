@@ -1,4 +1,4 @@
-/* db_reader.h - reads one tick's metrics from the skills DB with plain SQL. */
+/* db_reader.h - the skills DB seen from the ticker: incremental reads, fault detection, anomaly records. */
 #ifndef SB_DB_READER_H
 #define SB_DB_READER_H
 
@@ -6,22 +6,20 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "analytics.h"
 #include "snapshot.h"
 
 struct db_reader {
     char *path;               /* owned */
     pthread_mutex_t db_lock;  /* guards changes of db against dbr_interrupt from other threads */
     sqlite3 *db;              /* opened lazily, closed after a failure so the next tick reopens */
+    dev_t dev;                /* identity of the file db reads, to notice deletion or replacement */
+    ino_t ino;
     int has_anomalies_table;  /* V4's skill_anomalies exists */
-    int warned_no_v4;         /* the missing-V4 warning was given */
-    int warned_bad_time;      /* the unparseable-invoked_at warning was given */
-};
-
-/* Conditions worth one warning per server run; each is reported only once. */
-struct dbr_warnings {
-    int no_v4;                  /* the DB lacks V4's skill_anomalies table */
-    int64_t unparseable_times;  /* invocations whose invoked_at is not a time */
+    int has_cache_table;      /* V4's skill_metrics_cache exists */
+    int64_t last_id;          /* newest skill_invocation.id ingested */
 };
 
 /* Remember the path; no I/O yet.  Returns 0, or -1 when out of memory. */
@@ -33,12 +31,45 @@ void dbr_close(struct db_reader *r);
 /* Abort a read in progress, from any thread (stop() must not wait for a long query). */
 void dbr_interrupt(struct db_reader *r);
 
-/* Read every skill's all-time and windowed figures as of now_ms, plus the
- * unresolved anomalies of the last hour.  Returns a new metrics, or NULL
- * with a reason in err (the connection is then closed, to be reopened on the
- * next call).  *warn is filled with conditions seen for the first time.
- * An invoked_at that is not a time counts in the totals only. */
-struct metrics *dbr_read(struct db_reader *r, int64_t now_ms, struct dbr_warnings *warn,
-                         char *err, size_t errlen);
+/*
+ * Make sure the connection reads the file now at `path`: open it if needed,
+ * and notice a deleted file (error) or a replaced one (reopen).  *fresh is
+ * set to 1 when the caller must rebuild its engine with dbr_load_all (a new
+ * connection to a different file, or the log shrank).  Returns 0, or -1 with
+ * a reason in err (the connection is closed).
+ */
+int dbr_prepare(struct db_reader *r, int has_engine, int *fresh, char *err, size_t errlen);
+
+/*
+ * The startup read: all-time totals per skill (one aggregate scan) and every
+ * invocation of the last ~2 days as window events.  *unparseable counts rows
+ * whose invoked_at is not a time.  Returns 0 or -1 (err set).
+ */
+int dbr_load_all(struct db_reader *r, struct analytics *eng, int64_t now_ms, int64_t *unparseable,
+                 char *err, size_t errlen);
+
+/* Ingest the rows added since the last call (id > last_id).  Returns 0 or -1 (err set). */
+int dbr_ingest(struct db_reader *r, struct analytics *eng, int64_t *unparseable, char *err,
+               size_t errlen);
+
+/* Unresolved skill_anomalies rows of the last hour, one per (skill, type),
+ * as written by anyone.  Returns 0 or -1 (err set). */
+int dbr_read_open_anomalies(struct db_reader *r, int64_t now_ms, struct anomaly **out,
+                            size_t *n_out, char *err, size_t errlen);
+
+/* Writes, inside one transaction: begin/commit return 0 or -1 (err set); rollback never fails. */
+int dbr_begin_write(struct db_reader *r, char *err, size_t errlen);
+int dbr_commit(struct db_reader *r, char *err, size_t errlen);
+void dbr_rollback(struct db_reader *r);
+
+/* The row of a newly active anomaly: an unresolved row of the last hour for the
+ * same (skill, type) is adopted, else one is inserted.  Returns its id, or -1. */
+int64_t dbr_open_anomaly(struct db_reader *r, const struct anomaly *a, int64_t now_ms);
+
+/* Set resolved_at on a row.  Returns 0 or -1. */
+int dbr_resolve_anomaly(struct db_reader *r, int64_t row_id, int64_t now_ms);
+
+/* skill_metrics_cache.is_anomalous / anomaly_score of one skill.  Returns 0 or -1. */
+int dbr_update_cache(struct db_reader *r, const char *skill, size_t len, int anomalous, double score);
 
 #endif

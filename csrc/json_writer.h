@@ -49,7 +49,9 @@ void jb_cstr(jbuf *b, const char *s);
 void jb_int(jbuf *b, long long v);
 
 /* Append a double in its shortest form that round-trips (0.1 not
- * 0.10000000000000001); NaN and infinities become `null`. */
+ * 0.10000000000000001); NaN and infinities become `null`.  An integral value
+ * keeps ".0" (2.0, -0.0) so that JSON readers still see a float; the
+ * output uses "." whatever LC_NUMERIC says. */
 void jb_double(jbuf *b, double v);
 
 /* Append `true` / `false` / `null`. */

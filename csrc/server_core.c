@@ -38,7 +38,8 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
     if (cfg->iface && !(scfg.iface = strdup(cfg->iface)))
         goto oom;
     if (ticker_init(&c->ticker, cfg->db_path, (int64_t)(cfg->interval_s * 1e6), cfg->top_n,
-                    &c->events, publish_to_service, &c->service) < 0)
+                    cfg->anomaly_threshold, cfg->record_anomalies, &c->events, publish_to_service,
+                    &c->service) < 0)
         goto oom;
     c->ticker_ready = 1;
 

@@ -15,6 +15,8 @@ struct core_config {
     int port;
     double interval_s;
     size_t top_n;
+    double anomaly_threshold;
+    int record_anomalies;
     size_t max_clients;
     size_t max_message_size;
     int min_log_level;        /* Python level below which lines are not even queued */

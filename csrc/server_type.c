@@ -204,6 +204,8 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
         .port = self->port,
         .interval_s = self->update_interval,
         .top_n = (size_t)self->top_n,
+        .anomaly_threshold = self->anomaly_threshold,
+        .record_anomalies = self->record_anomalies,
         .max_clients = (size_t)self->max_clients,
         .max_message_size = (size_t)self->max_message_size,
         .min_log_level = min_level,
@@ -310,6 +312,37 @@ static PyObject *server_event_fd(ServerObject *self, void *Py_UNUSED(closure))
     if (!self->core)
         Py_RETURN_NONE;
     return PyLong_FromLong(self->core->events.fd);
+}
+
+/* {"ticks", "durations_us" (most recent last), "first_tick_us"}: the DB work of each tick. */
+static PyObject *server_tick_stats(ServerObject *self, PyObject *Py_UNUSED(ignored))
+{
+    uint64_t ticks = 0;
+    int64_t first = 0;
+    if (!self->core)
+        return not_running();
+    uint32_t *durations = PyMem_Malloc(TICK_HISTORY * sizeof(*durations));
+    if (!durations)
+        return PyErr_NoMemory();
+    size_t n = ticker_tick_stats(&self->core->ticker, durations, TICK_HISTORY, &ticks, &first);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (!list) {
+        PyMem_Free(durations);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(durations[i]);
+        if (!v) {
+            PyMem_Free(durations);
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+    }
+    PyMem_Free(durations);
+    PyObject *out = Py_BuildValue("{sKsNsL}", "ticks", (unsigned long long)ticks, "durations_us",
+                                  list, "first_tick_us", (long long)first);
+    return out;
 }
 
 static PyObject *server_request_tick(ServerObject *self, PyObject *Py_UNUSED(ignored))
@@ -666,6 +699,7 @@ static PyMethodDef server_methods[] = {
     {"_finish_stop", (PyCFunction)server_finish_stop, METH_NOARGS, NULL},
     {"_take_events", (PyCFunction)server_take_events, METH_NOARGS, NULL},
     {"_request_tick", (PyCFunction)server_request_tick, METH_NOARGS, NULL},
+    {"_tick_stats", (PyCFunction)server_tick_stats, METH_NOARGS, NULL},
     {"_update_message", (PyCFunction)server_update_message, METH_O, NULL},
     {"_dispatch", (PyCFunction)server_dispatch, METH_O, NULL},
     {"_subscribed_message", (PyCFunction)server_subscribed_message, METH_O, NULL},

@@ -2,6 +2,8 @@
 #include "ticker.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,7 +12,8 @@
 #include "timeutil.h"
 
 int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size_t top_n,
-                struct event_queue *events, ticker_publish_fn publish, void *publish_ctx)
+                double threshold, int record_anomalies, struct event_queue *events,
+                ticker_publish_fn publish, void *publish_ctx)
 {
     pthread_condattr_t attr;
 
@@ -19,6 +22,8 @@ int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size
         return -1;
     t->interval_us = interval_us;
     t->top_n = top_n;
+    t->threshold = threshold;
+    t->record_anomalies = record_anomalies;
     t->events = events;
     t->publish = publish;
     t->publish_ctx = publish_ctx;
@@ -30,30 +35,269 @@ int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size
     return 0;
 }
 
+static void clear_active(struct ticker *t)
+{
+    for (size_t i = 0; i < t->n_active; i++)
+        free(t->active[i].skill);
+    free(t->active);
+    t->active = NULL;
+    t->n_active = 0;
+}
+
+static struct active_anomaly *find_active(struct ticker *t, const struct anomaly *a)
+{
+    for (size_t i = 0; i < t->n_active; i++) {
+        struct active_anomaly *x = &t->active[i];
+        if (x->type == a->type && x->skill_len == a->skill_len &&
+            !memcmp(x->skill, a->skill_name, a->skill_len))
+            return x;
+    }
+    return NULL;
+}
+
+static int detected_contains(const struct anomaly *list, size_t n, const char *skill, size_t len,
+                             enum anomaly_type type)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i].type == type && list[i].skill_len == len &&
+            !memcmp(list[i].skill_name, skill, len))
+            return 1;
+    return 0;
+}
+
+/* The largest |z| among a skill's detections, or 0 when it has none. */
+static double skill_score(const struct anomaly *list, size_t n, const char *skill, size_t len)
+{
+    double best = 0;
+    for (size_t i = 0; i < n; i++)
+        if (list[i].skill_len == len && !memcmp(list[i].skill_name, skill, len) &&
+            fabs(list[i].deviation_score) > best)
+            best = fabs(list[i].deviation_score);
+    return best;
+}
+
+/*
+ * Bring the DB's anomaly records in line with this tick's detections: a row
+ * for each (skill, type) that became active, resolved_at for each that
+ * cleared, and skill_metrics_cache for the skills concerned.  The new active
+ * set replaces the old one only when the writes committed, so a failed write
+ * is simply retried on the next tick.  Detections get their first detection
+ * time.  Returns 0, or -1 when out of memory.
+ */
+static int reconcile_anomalies(struct ticker *t, struct anomaly *detected, size_t n_detected,
+                               int64_t now)
+{
+    struct db_reader *r = &t->reader;
+    struct active_anomaly *next = calloc(n_detected ? n_detected : 1, sizeof(*next));
+    char err[256];
+    size_t i;
+    int writing = t->record_anomalies && r->has_anomalies_table;
+    int ok = 1;
+
+    if (!next)
+        return -1;
+    if (writing && dbr_begin_write(r, err, sizeof(err)) < 0) {
+        writing = 0;
+        ok = 0;
+    }
+    for (i = 0; i < n_detected; i++) {
+        struct anomaly *a = &detected[i];
+        struct active_anomaly *old = find_active(t, a);
+        struct active_anomaly *x = &next[i];
+        x->skill = malloc(a->skill_len + 1);
+        if (!x->skill)
+            goto oom;
+        memcpy(x->skill, a->skill_name, a->skill_len + 1);
+        x->skill_len = a->skill_len;
+        x->type = a->type;
+        x->deviation_score = a->deviation_score;
+        x->detected_ms = old ? old->detected_ms : now;
+        x->row_id = old ? old->row_id : 0;
+        a->detected_ms = x->detected_ms;
+        if (writing && ok && x->row_id == 0) {
+            x->row_id = dbr_open_anomaly(r, a, now);
+            ok = x->row_id > 0;
+        }
+    }
+    for (i = 0; writing && ok && i < t->n_active; i++) {
+        struct active_anomaly *old = &t->active[i];
+        if (!detected_contains(detected, n_detected, old->skill, old->skill_len, old->type) &&
+            old->row_id > 0)
+            ok = dbr_resolve_anomaly(r, old->row_id, now) == 0;
+    }
+    /* The cache follows every skill that is or was anomalous. */
+    for (i = 0; writing && ok && i < n_detected; i++)
+        ok = dbr_update_cache(r, detected[i].skill_name, detected[i].skill_len, 1,
+                              skill_score(detected, n_detected, detected[i].skill_name,
+                                          detected[i].skill_len)) == 0;
+    for (i = 0; writing && ok && i < t->n_active; i++) {
+        struct active_anomaly *old = &t->active[i];
+        if (skill_score(detected, n_detected, old->skill, old->skill_len) == 0)
+            ok = dbr_update_cache(r, old->skill, old->skill_len, 0, 0) == 0;
+    }
+    if (writing) {
+        if (ok && dbr_commit(r, err, sizeof(err)) < 0)
+            ok = 0;
+        if (!ok)
+            dbr_rollback(r);
+    }
+    if (!ok) {
+        sb_log(t->events, SB_WARNING, "could not record anomalies in %s; retrying next tick",
+               r->path);
+        for (i = 0; i < n_detected; i++)
+            free(next[i].skill);
+        free(next);
+        return 0;
+    }
+    clear_active(t);
+    t->active = next;
+    t->n_active = n_detected;
+    return 0;
+
+oom:
+    if (writing)
+        dbr_rollback(r);
+    for (i = 0; i < n_detected; i++)
+        free(next[i].skill);
+    free(next);
+    return -1;
+}
+
+/* The broadcast list: the engine's detections plus rows other tools wrote, one per (skill, type). */
+static int merge_external(struct anomaly **detected, size_t *n_detected, struct anomaly *external,
+                          size_t n_external)
+{
+    size_t extra = 0;
+    for (size_t i = 0; i < n_external; i++)
+        if (!detected_contains(*detected, *n_detected, external[i].skill_name,
+                               external[i].skill_len, external[i].type))
+            extra++;
+    if (!extra) {
+        anomaly_free_array(external, n_external);
+        return 0;
+    }
+    struct anomaly *all = realloc(*detected, (*n_detected + extra) * sizeof(*all));
+    if (!all) {
+        anomaly_free_array(external, n_external);
+        return -1;
+    }
+    size_t n = *n_detected;
+    for (size_t i = 0; i < n_external; i++) {
+        if (detected_contains(all, *n_detected, external[i].skill_name, external[i].skill_len,
+                              external[i].type)) {
+            free(external[i].skill_name);
+            continue;
+        }
+        all[n++] = external[i]; /* moves the string */
+    }
+    free(external);
+    *detected = all;
+    *n_detected = n;
+    return 0;
+}
+
+/* One DB pass: ingest, evaluate, record, merge.  Returns metrics, or NULL with err set. */
+static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, size_t errlen)
+{
+    struct db_reader *r = &t->reader;
+    int64_t unparseable = 0;
+    int fresh;
+    struct skill_stats *skills = NULL;
+    struct anomaly *detected = NULL, *external = NULL;
+    size_t n_skills = 0, n_detected = 0, n_external = 0;
+
+    if (dbr_prepare(r, t->engine != NULL, &fresh, err, errlen) < 0)
+        return NULL;
+    if (fresh) {
+        struct analytics *engine = analytics_new();
+        if (!engine || dbr_load_all(r, engine, now, &unparseable, err, errlen) < 0) {
+            if (!engine)
+                snprintf(err, errlen, "out of memory");
+            analytics_free(engine);
+            return NULL;
+        }
+        analytics_free(t->engine);
+        t->engine = engine;
+        clear_active(t);
+    } else if (dbr_ingest(r, t->engine, &unparseable, err, errlen) < 0) {
+        return NULL;
+    }
+    if (unparseable && !t->warned_bad_time) {
+        t->warned_bad_time = 1;
+        sb_log(t->events, SB_WARNING,
+               "%lld invocation(s) in %s have an invoked_at that is not an ISO 8601 time: "
+               "they count in the totals but not in the 1 h / 24 h windows",
+               (long long)unparseable, r->path);
+    }
+    if ((!r->has_anomalies_table || !r->has_cache_table) && !t->warned_no_v4) {
+        t->warned_no_v4 = 1;
+        sb_log(t->events, SB_WARNING,
+               "%s lacks V4's skill_anomalies / skill_metrics_cache tables (pre-V4 schema): "
+               "anomalies are detected and broadcast but not recorded", r->path);
+    }
+    if (analytics_evaluate(t->engine, now, t->threshold, &skills, &n_skills, &detected,
+                           &n_detected) < 0 ||
+        reconcile_anomalies(t, detected, n_detected, now) < 0)
+        goto oom;
+    if (dbr_read_open_anomalies(r, now, &external, &n_external, err, errlen) < 0) {
+        skill_stats_free_array(skills, n_skills);
+        anomaly_free_array(detected, n_detected);
+        return NULL;
+    }
+    if (merge_external(&detected, &n_detected, external, n_external) < 0)
+        goto oom;
+    struct metrics *m = metrics_build(skills, n_skills, detected, n_detected);
+    if (!m)
+        snprintf(err, errlen, "out of memory building a snapshot");
+    return m;
+
+oom:
+    skill_stats_free_array(skills, n_skills);
+    anomaly_free_array(detected, n_detected);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+}
+
+static void record_tick_duration(struct ticker *t, int64_t us)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->ticks == 0)
+        t->first_tick_us = us;
+    t->tick_us[t->ticks % TICK_HISTORY] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    t->ticks++;
+    pthread_mutex_unlock(&t->lock);
+}
+
+size_t ticker_tick_stats(struct ticker *t, uint32_t *out, size_t max, uint64_t *ticks,
+                         int64_t *first_tick_us)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t have = t->ticks < TICK_HISTORY ? (size_t)t->ticks : TICK_HISTORY;
+    size_t n = have < max ? have : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = t->tick_us[(t->ticks - n + i) % TICK_HISTORY];
+    *ticks = t->ticks;
+    *first_tick_us = t->first_tick_us;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
 /* Read the DB; on failure reuse the last good figures and mark the tick stale. */
 static struct snapshot *build_snapshot(struct ticker *t)
 {
     char err[512] = "";
-    struct dbr_warnings warn;
     int64_t now = now_unix_ms();
-    struct metrics *m = dbr_read(&t->reader, now, &warn, err, sizeof(err));
+    int64_t started = mono_us();
+    struct metrics *m = read_metrics(t, now, err, sizeof(err));
     int stale = 0;
 
-    if (warn.unparseable_times)
-        sb_log(t->events, SB_WARNING,
-               "%lld invocation(s) in %s have an invoked_at that is not an ISO 8601 time: "
-               "they count in the totals but not in the 1 h / 24 h windows",
-               (long long)warn.unparseable_times, t->reader.path);
-    if (warn.no_v4)
-        sb_log(t->events, SB_WARNING,
-               "%s has no skill_anomalies table (pre-V4 schema): anomalies are disabled",
-               t->reader.path);
+    record_tick_duration(t, mono_us() - started);
     if (m) {
         if (t->in_outage)
             sb_log(t->events, SB_INFO, "database readable again: %s", t->reader.path);
         t->in_outage = 0;
         metrics_unref(t->last_good);
-        t->last_good = m; /* the reference from dbr_read */
+        t->last_good = m; /* the reference from read_metrics */
     } else {
         if (!t->in_outage)
             sb_log(t->events, SB_ERROR, "database unreadable, serving stale data: %s", err);
@@ -176,6 +420,9 @@ void ticker_destroy(struct ticker *t)
     }
     snapshot_unref(t->latest);
     t->latest = NULL;
+    analytics_free(t->engine);
+    t->engine = NULL;
+    clear_active(t);
     metrics_unref(t->last_good);
     t->last_good = NULL;
     dbr_close(&t->reader);

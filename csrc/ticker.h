@@ -6,9 +6,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analytics.h"
 #include "db_reader.h"
 #include "event_queue.h"
 #include "snapshot.h"
+
+/* An anomaly the engine reports as active, with the DB row that records it. */
+struct active_anomaly {
+    char *skill;          /* owned */
+    size_t skill_len;
+    enum anomaly_type type;
+    int64_t row_id;       /* 0 when not recorded (recording off, or no V4 table) */
+    int64_t detected_ms;
+    double deviation_score;
+};
+
+#define TICK_HISTORY 4096
 
 /* Receives each new snapshot (a reference the callee must eventually drop).
  * Runs on the ticker thread. */
@@ -18,6 +31,8 @@ struct ticker {
     /* configuration, fixed before ticker_start */
     int64_t interval_us;
     size_t top_n;
+    double threshold;
+    int record_anomalies;
     ticker_publish_fn publish;
     void *publish_ctx;
     struct event_queue *events;
@@ -29,19 +44,28 @@ struct ticker {
     uint64_t requested_id;        /* last on-demand tick asked for */
     uint64_t done_id;             /* last on-demand tick served */
     struct snapshot *latest;      /* for Python's in-process clients */
+    uint64_t ticks;               /* tick durations, for benchmarks and /metrics */
+    int64_t first_tick_us;
+    uint32_t tick_us[TICK_HISTORY];
 
     /* ticker thread only */
     struct db_reader reader;
+    struct analytics *engine;     /* NULL until the first successful startup read */
+    struct active_anomaly *active;
+    size_t n_active;
     struct metrics *last_good;
     uint64_t seq;
     int in_outage;
+    int warned_no_v4;
+    int warned_bad_time;
     pthread_t thread;
     int started;
 };
 
 /* Set up (no thread yet).  Returns 0, or -1 when out of memory. */
 int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size_t top_n,
-                struct event_queue *events, ticker_publish_fn publish, void *publish_ctx);
+                double threshold, int record_anomalies, struct event_queue *events,
+                ticker_publish_fn publish, void *publish_ctx);
 
 /* Start the thread; the first tick happens at once.  Returns 0 or an errno. */
 int ticker_start(struct ticker *t);
@@ -52,6 +76,11 @@ uint64_t ticker_request_tick(struct ticker *t);
 
 /* A new reference to the latest snapshot, or NULL before the first tick. */
 struct snapshot *ticker_latest(struct ticker *t);
+
+/* Copy up to max recent tick durations (µs, oldest first) into out; returns
+ * how many, and the total tick count and the startup tick's duration. */
+size_t ticker_tick_stats(struct ticker *t, uint32_t *out, size_t max, uint64_t *ticks,
+                         int64_t *first_tick_us);
 
 /* Stop and join the thread (if started), then free everything. */
 void ticker_destroy(struct ticker *t);
