@@ -1,0 +1,129 @@
+"""The `session-buddy-realtime` command (also `python -m session_buddy.realtime`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from session_buddy.realtime._core import RealTimeMetricsServer
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("session_buddy.realtime.cli")
+
+DESCRIPTION = """\
+Stream live skill metrics from a session-buddy database over WebSocket.
+
+Clients connect to ws://HOST:PORT and receive a JSON `metrics_update` every
+interval (see docs/realtime/WEBSOCKET_SERVER.md for the protocol).
+SIGINT (Ctrl+C) or SIGTERM stops the server cleanly.
+"""
+
+EPILOG = """\
+examples:
+  session-buddy-realtime                        serve .session-buddy/skills.db on ws://localhost:8765
+  session-buddy-realtime --port 0               pick a free port; the URL is printed
+  session-buddy-realtime --demo                 write synthetic traffic, with an anomaly after a minute
+  session-buddy-realtime --host 0.0.0.0 --db ~/.session-buddy/skills.db --interval 2
+"""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="session-buddy-realtime", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="localhost",
+                        help="address to bind: localhost (default), an IP address, 0.0.0.0 or ::")
+    parser.add_argument("--port", type=_port, default=8765, help="TCP port, 0 for any free one (default 8765)")
+    parser.add_argument("--db", type=Path, default=None, metavar="PATH",
+                        help="skills database (default .session-buddy/skills.db; created if missing)")
+    parser.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
+                        help="seconds between updates (default 1.0)")
+    parser.add_argument("--max-clients", type=_non_negative_int, default=100, metavar="N",
+                        help="connections allowed at once, 0 = unlimited (default 100)")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    parser.add_argument("--demo", action="store_true",
+                        help="write realistic synthetic invocations into the database, and inject "
+                             "a completion drop after a minute so an anomaly appears")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    server = RealTimeMetricsServer(host=args.host, port=args.port, db_path=args.db,
+                                   update_interval=args.interval, max_clients=args.max_clients)
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"session-buddy-realtime: cannot listen on {args.host}:{args.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (NotImplementedError, ValueError, RuntimeError) as exc:
+        print(f"session-buddy-realtime: {exc}", file=sys.stderr)
+        return 1
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    demo = None
+    if args.demo:
+        from session_buddy.realtime.demo import DemoTraffic
+
+        demo = DemoTraffic(server.db_path)
+        demo.start()
+    print(f"serving {server.url} (database {server.db_path})", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        if demo is not None:
+            demo.stop()
+        await server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # a bad flag: one usage line, exit status 2
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    return asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
