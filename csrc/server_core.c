@@ -37,6 +37,8 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
     c->events.min_level = cfg->min_log_level;
     if (cfg->iface && !(scfg.iface = strdup(cfg->iface)))
         goto oom;
+    if (cfg->static_dir && !(scfg.static_dir = strdup(cfg->static_dir)))
+        goto oom;
     if (ticker_init(&c->ticker, cfg->db_path, (int64_t)(cfg->interval_s * 1e6), cfg->top_n,
                     cfg->anomaly_threshold, cfg->record_anomalies, &c->events, publish_to_service,
                     &c->service) < 0)
@@ -45,7 +47,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
 
     sb_log_attach_lws(&c->events);
     c->service_started = 1;
-    if (service_start(&c->service, &scfg, &c->events) < 0) {
+    if (service_start(&c->service, &scfg, &c->events, &c->ticker) < 0) {
         *bind_errno = c->service.bind_errno;
         snprintf(err, errlen, "%s", c->service.error);
         core_destroy(c);
@@ -61,6 +63,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
 
 oom:
     free(scfg.iface);
+    free(scfg.static_dir);
     snprintf(err, errlen, "out of memory");
     core_destroy(c);
     return NULL;

@@ -20,6 +20,7 @@ struct core_config {
     size_t max_clients;
     size_t max_message_size;
     int min_log_level;        /* Python level below which lines are not even queued */
+    const char *static_dir;   /* dashboard files served over HTTP (copied), or NULL */
 };
 
 struct server_core {

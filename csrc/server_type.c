@@ -176,12 +176,12 @@ static int server_init(ServerObject *self, PyObject *args, PyObject *kwds)
 
 static PyObject *server_start_core(ServerObject *self, PyObject *args)
 {
-    const char *iface = NULL;
+    const char *iface = NULL, *static_dir = NULL;
     int disable_ipv6 = 0, min_level = 0;
     char err[512];
     int bind_errno = 0;
 
-    if (!PyArg_ParseTuple(args, "zpi:_start_core", &iface, &disable_ipv6, &min_level))
+    if (!PyArg_ParseTuple(args, "zpiz:_start_core", &iface, &disable_ipv6, &min_level, &static_dir))
         return NULL;
     if (self->core) {
         PyErr_SetString(PyExc_RuntimeError, "server is already running");
@@ -209,6 +209,7 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
         .max_clients = (size_t)self->max_clients,
         .max_message_size = (size_t)self->max_message_size,
         .min_log_level = min_level,
+        .static_dir = static_dir,
     };
     struct server_core *core;
     Py_BEGIN_ALLOW_THREADS

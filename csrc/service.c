@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 /* The server pings every 20 s and drops a client silent for a further 20 s (SPEC section 2). */
 static const lws_retry_bo_t keepalive_policy = {
@@ -128,14 +129,21 @@ static void *service_main(void *arg)
 }
 
 int service_start(struct service *svc, const struct service_config *cfg,
-                  struct event_queue *events)
+                  struct event_queue *events, struct ticker *ticker)
 {
     memset(svc, 0, sizeof(*svc));
     svc->cfg = *cfg;
     svc->events = events;
+    svc->ticker = ticker;
+    svc->started_ms = now_unix_ms();
     pthread_mutex_init(&svc->lock, NULL);
     pthread_cond_init(&svc->state_changed, NULL);
     svc->state = SVC_STARTING;
+    if (static_files_load(&svc->files, svc->cfg.static_dir) < 0) {
+        snprintf(svc->error, sizeof(svc->error), "out of memory loading %s", svc->cfg.static_dir);
+        svc->state = SVC_FAILED;
+        return -1;
+    }
 
     int rc = pthread_create(&svc->thread, NULL, service_main, svc);
     if (rc) {
@@ -190,6 +198,9 @@ void service_destroy(struct service *svc)
     svc->pending = NULL;
     free(svc->cfg.iface);
     svc->cfg.iface = NULL;
+    free(svc->cfg.static_dir);
+    svc->cfg.static_dir = NULL;
+    static_files_free(&svc->files);
     pthread_cond_destroy(&svc->state_changed);
     pthread_mutex_destroy(&svc->lock);
 }

@@ -9,6 +9,9 @@
 
 #include "event_queue.h"
 #include "snapshot.h"
+#include "static_files.h"
+
+struct ticker;
 
 struct session;
 struct sub_group;
@@ -22,12 +25,14 @@ struct service_config {
     int port;                 /* 0 = ephemeral */
     size_t max_clients;       /* 0 = unlimited */
     size_t max_message_size;  /* after reassembly */
+    char *static_dir;         /* owned; the dashboard folder, or NULL */
 };
 
 struct service_counters {
     uint64_t connections_total;
     uint64_t rejected_full;
     uint64_t messages_sent;
+    uint64_t messages_received;
     uint64_t bytes_sent;
     uint64_t conflated_updates;
 };
@@ -37,6 +42,9 @@ enum service_state { SVC_STARTING, SVC_LISTENING, SVC_FAILED, SVC_STOPPED };
 struct service {
     struct service_config cfg;
     struct event_queue *events;
+    struct ticker *ticker;      /* for /metrics and /healthz; set before service_start */
+    struct static_files files;  /* loaded before the thread starts, read-only afterwards */
+    int64_t started_ms;
 
     /* Shared with other threads; guarded by lock. */
     pthread_mutex_t lock;
@@ -72,7 +80,7 @@ struct service {
  * svc->bind_errno (0 if not a bind error) and svc->error set, the thread
  * joined and nothing left running.  Call service_destroy either way. */
 int service_start(struct service *svc, const struct service_config *cfg,
-                  struct event_queue *events);
+                  struct event_queue *events, struct ticker *ticker);
 
 /* Hand a new snapshot to the service thread (takes over the reference).
  * Safe from any thread. */

@@ -27,6 +27,7 @@ int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size
     t->events = events;
     t->publish = publish;
     t->publish_ctx = publish_ctx;
+    t->metrics.last_tick_ms = -1;
     pthread_mutex_init(&t->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -258,13 +259,33 @@ oom:
     return NULL;
 }
 
-static void record_tick_duration(struct ticker *t, int64_t us)
+const double tick_bucket_bounds[TICK_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                 0.05,   0.1,   0.25,   0.5,   1.0};
+
+static void record_tick(struct ticker *t, int64_t us, int64_t now_ms, int db_ok)
 {
+    double s = (double)us / 1e6;
+    size_t b = 0;
+    while (b < TICK_BUCKETS && s > tick_bucket_bounds[b])
+        b++;
     pthread_mutex_lock(&t->lock);
+    t->metrics.ticks++;
+    t->metrics.buckets[b]++;
+    t->metrics.duration_sum_s += s;
+    t->metrics.db_errors += !db_ok;
+    t->metrics.last_tick_ms = now_ms;
+    t->metrics.db_ok = db_ok;
     if (t->ticks == 0)
         t->first_tick_us = us;
     t->tick_us[t->ticks % TICK_HISTORY] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     t->ticks++;
+    pthread_mutex_unlock(&t->lock);
+}
+
+void ticker_get_metrics(struct ticker *t, struct ticker_metrics *out)
+{
+    pthread_mutex_lock(&t->lock);
+    *out = t->metrics;
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -291,7 +312,7 @@ static struct snapshot *build_snapshot(struct ticker *t)
     struct metrics *m = read_metrics(t, now, err, sizeof(err));
     int stale = 0;
 
-    record_tick_duration(t, mono_us() - started);
+    record_tick(t, mono_us() - started, now, m != NULL);
     if (m) {
         if (t->in_outage)
             sb_log(t->events, SB_INFO, "database readable again: %s", t->reader.path);

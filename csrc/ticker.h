@@ -22,6 +22,19 @@ struct active_anomaly {
 };
 
 #define TICK_HISTORY 4096
+/* Upper bounds (seconds) of the tick-duration histogram buckets; +Inf is implied. */
+#define TICK_BUCKETS 11
+extern const double tick_bucket_bounds[TICK_BUCKETS];
+
+/* Cumulative figures of the ticker for /metrics and /healthz. */
+struct ticker_metrics {
+    uint64_t ticks;
+    uint64_t buckets[TICK_BUCKETS + 1];  /* non-cumulative counts; the last is +Inf */
+    double duration_sum_s;
+    uint64_t db_errors;                  /* ticks that could not read the DB */
+    int64_t last_tick_ms;                /* wall time of the last tick, -1 before the first */
+    int db_ok;                           /* the last tick read the DB */
+};
 
 /* Receives each new snapshot (a reference the callee must eventually drop).
  * Runs on the ticker thread. */
@@ -47,6 +60,7 @@ struct ticker {
     uint64_t ticks;               /* tick durations, for benchmarks and /metrics */
     int64_t first_tick_us;
     uint32_t tick_us[TICK_HISTORY];
+    struct ticker_metrics metrics;
 
     /* ticker thread only */
     struct db_reader reader;
@@ -81,6 +95,9 @@ struct snapshot *ticker_latest(struct ticker *t);
  * how many, and the total tick count and the startup tick's duration. */
 size_t ticker_tick_stats(struct ticker *t, uint32_t *out, size_t max, uint64_t *ticks,
                          int64_t *first_tick_us);
+
+/* A copy of the cumulative figures (any thread). */
+void ticker_get_metrics(struct ticker *t, struct ticker_metrics *out);
 
 /* Stop and join the thread (if started), then free everything. */
 void ticker_destroy(struct ticker *t);

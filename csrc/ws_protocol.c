@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 
 #include "dispatch.h"
+#include "http_routes.h"
 #include "log.h"
 #include "service.h"
+#include "ticker.h"
 #include "timeutil.h"
 
 /* Replies other than metrics_update may queue up to this much per client (SPEC section 4). */
@@ -54,6 +56,7 @@ struct session {
     char *rx;
     size_t rx_len, rx_cap;
     int rx_binary;
+    struct msgbuf *http_body;  /* a plain-HTTP response waiting for HTTP_WRITEABLE */
 };
 
 const size_t ws_session_size = sizeof(struct session);
@@ -279,6 +282,7 @@ static int session_receive(struct session *s, const void *in, size_t len)
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
 
+    svc->counters.messages_received++;
     session_handle_message(s);
     s->rx_len = 0;
     if (s->rx_cap > 16 * 1024) { /* give back the memory of an unusually large message */
@@ -439,6 +443,64 @@ static void session_closed(struct session *s)
         svc->leave_loop = 1;
 }
 
+/* ---- plain HTTP on the same port ---- */
+
+/* Route the request and write its headers; the body follows in HTTP_WRITEABLE.
+ * Returns what the lws callback returns. */
+static int http_begin(struct session *s, struct lws *wsi, struct service *svc, const char *path)
+{
+    unsigned char headers[LWS_PRE + 1024];
+    unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof(headers) - 1;
+    struct ticker_metrics tm;
+    struct http_response res;
+
+    ticker_get_metrics(svc->ticker, &tm);
+    struct http_context ctx = {
+        .counters = &svc->counters,
+        .clients = svc->n_sessions,
+        .now_ms = now_unix_ms(),
+        .started_ms = svc->started_ms,
+        .snapshot = svc->current,
+        .ticker = &tm,
+        .files = &svc->files,
+    };
+    struct msgbuf *body = msgbuf_new(4096);
+    if (!body || http_route(&ctx, path, &res, &body->jb) < 0) {
+        msgbuf_unref(body);
+        return -1;
+    }
+    /* Static files have no LWS_PRE headroom: copy them into the buffer that has it. */
+    if (!res.uses_buffer)
+        jb_raw(&body->jb, res.body, res.body_len);
+    if (body->jb.failed ||
+        lws_add_http_common_headers(wsi, (unsigned int)res.status, res.content_type,
+                                    body->jb.len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end)) {
+        msgbuf_unref(body);
+        return 1;
+    }
+    msgbuf_unref(s->http_body);
+    s->http_body = body;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_write_body(struct session *s, struct lws *wsi)
+{
+    struct msgbuf *body = s->http_body;
+    if (!body)
+        return 0;
+    s->http_body = NULL;
+    int n = lws_write(wsi, (unsigned char *)jb_text(&body->jb), body->jb.len, LWS_WRITE_HTTP_FINAL);
+    int short_write = n < (int)body->jb.len;
+    msgbuf_unref(body);
+    if (short_write)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 /* ---- cross-thread wake-ups ---- */
 
 static void stop_deadline_reached(lws_sorted_usec_list_t *sul)
@@ -503,11 +565,17 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_CLOSED:
         session_closed(s);
         return 0;
+    /* A connection closed before its headers were parsed has no per-session data. */
     case LWS_CALLBACK_HTTP:
-        /* HTTP routes arrive with their own issue; until then only the WebSocket upgrade is served. */
-        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
-            return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+        return s ? http_begin(s, wsi, svc, (const char *)in) : -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return s ? http_write_body(s, wsi) : -1;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (s) {
+            msgbuf_unref(s->http_body);
+            s->http_body = NULL;
+        }
+        return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

@@ -30,6 +30,9 @@ EV_LOG, EV_SNAPSHOT, EV_TICK_DONE, EV_STOPPED = 1, 2, 3, 4
 
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 
+# Served over HTTP at / on the WebSocket port (loaded into memory at start()).
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
+
 
 @dataclass(frozen=True)
 class NetworkClient:
@@ -151,7 +154,7 @@ async def start(server: Any) -> None:
     iface, disable_ipv6 = _bind_address(server.host)
     await loop.run_in_executor(None, _ensure_database, server.db_path)
     level = server.logger.getEffectiveLevel() if hasattr(server.logger, "getEffectiveLevel") else 0
-    server._start_core(iface, disable_ipv6, level)
+    server._start_core(iface, disable_ipv6, level, str(DASHBOARD_DIR))
     state.loop = loop
     state.stopping = False
     state.stopped = loop.create_future()
