@@ -21,6 +21,14 @@ static const lws_retry_bo_t keepalive_policy = {
 /* The handshake (and, later, the TLS accept) must complete within this. */
 #define HANDSHAKE_TIMEOUT_S 10
 
+/* Negotiated only when the client offers it. zlib may read a written buffer until the session's
+ * next WRITEABLE; ws_protocol.c keeps every written buffer alive until then. */
+static const struct lws_extension extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
 static const struct lws_protocols protocols[] = {
     {
         .name = PROTOCOL_NAME,
@@ -66,6 +74,7 @@ static int create_context(struct service *svc)
     info.protocols = svc->protocols;
     info.vhost_name = "default";
     info.retry_and_idle_policy = &keepalive_policy;
+    info.extensions = extensions;
     sb_log_take_bind_errno();
     errno = 0;
     svc->vhost = lws_create_vhost(svc->ctx, &info);
