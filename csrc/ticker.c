@@ -77,6 +77,19 @@ static double skill_score(const struct anomaly *list, size_t n, const char *skil
     return best;
 }
 
+/* 1 when this tick's detections differ from the recorded set (new, cleared, or a new score). */
+static int anomalies_changed(struct ticker *t, const struct anomaly *detected, size_t n_detected)
+{
+    if (n_detected != t->n_active || t->write_pending)
+        return 1;
+    for (size_t i = 0; i < n_detected; i++) {
+        const struct active_anomaly *old = find_active(t, &detected[i]);
+        if (!old || old->row_id == 0 || old->deviation_score != detected[i].deviation_score)
+            return 1;
+    }
+    return 0;
+}
+
 /*
  * Bring the DB's anomaly records in line with this tick's detections: a row
  * for each (skill, type) that became active, resolved_at for each that
@@ -97,6 +110,8 @@ static int reconcile_anomalies(struct ticker *t, struct anomaly *detected, size_
 
     if (!next)
         return -1;
+    if (writing && !anomalies_changed(t, detected, n_detected))
+        writing = 0; /* nothing to record: no write transaction, no lock taken */
     if (writing && dbr_begin_write(r, err, sizeof(err)) < 0) {
         writing = 0;
         ok = 0;
@@ -142,14 +157,20 @@ static int reconcile_anomalies(struct ticker *t, struct anomaly *detected, size_
         if (!ok)
             dbr_rollback(r);
     }
+    t->write_pending = !ok;
     if (!ok) {
-        sb_log(t->events, SB_WARNING, "could not record anomalies in %s; retrying next tick",
-               r->path);
+        if (!t->write_failing)
+            sb_log(t->events, SB_WARNING, "could not record anomalies in %s; retrying every tick",
+                   r->path);
+        t->write_failing = 1;
         for (i = 0; i < n_detected; i++)
             free(next[i].skill);
         free(next);
         return 0;
     }
+    if (t->write_failing)
+        sb_log(t->events, SB_INFO, "anomaly records written again to %s", r->path);
+    t->write_failing = 0;
     clear_active(t);
     t->active = next;
     t->n_active = n_detected;
