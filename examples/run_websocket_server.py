@@ -2,7 +2,7 @@
 
 Usage:
     python examples/run_websocket_server.py [--host localhost] [--port 8765]
-        [--db .session-buddy/skills.db] [--interval 1.0] [--log-level INFO]
+        [--db .session-buddy/skills.db] [--interval 1.0] [--log-level INFO] [--demo]
 
 Then, in another terminal:
     python examples/websocket_client_example.py
@@ -29,6 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", type=Path, default=None,
                         help="skills database (default: .session-buddy/skills.db in the current folder)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between updates (default: 1.0)")
+    parser.add_argument("--demo", action="store_true",
+                        help="write synthetic invocations; one skill starts failing after --demo-drop-after s")
+    parser.add_argument("--demo-drop-after", type=float, default=60.0, metavar="SECONDS",
+                        help="when the demo injects its completion drop (default: 60)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO")
     return parser.parse_args(argv)
@@ -48,11 +52,19 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    demo = None
+    if args.demo:
+        from session_buddy.realtime.demo import DemoTraffic
+
+        demo = DemoTraffic(server.db_path, drop_after=args.demo_drop_after)
+        demo.start()
     log.info("serving %s from %s; Ctrl+C stops", server.url, server.db_path)
     try:
         await stop.wait()
     finally:
         log.info("stopping")
+        if demo is not None:
+            demo.stop()
         await server.stop()
     return 0
 
