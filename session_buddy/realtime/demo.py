@@ -1,11 +1,13 @@
 """Synthetic skill traffic for `--demo`: realistic invocations, then an injected completion drop.
 
 Why the drop is detected within about two minutes of starting (SPEC section 3's rule, threshold 2):
-- The backfill gives the victim ("pytest-run", completion 0.95) about 70 baseline invocations in
-  [now-24h, now-1h): baseline mean 0.95, sample std ~0.22, so the alarm line is 0.95 - 2 x 0.22 ~ 0.51.
+- The backfill gives the victim ("pytest-run", completion 0.95) 69 baseline invocations in
+  [now-24h, now-1h), 3 of them failed: baseline mean 0.957, sample std ~0.20, so the alarm line is
+  0.957 - 2 x 0.20 ~ 0.55. Every skill's history holds at least 2 failures, so no other skill's
+  ordinary failure trips the detector's std floor.
 - Live, it runs every ~2 s for the first minute (~30 rows, ~28.5 completed), then every ~1 s with
-  95 % failing: after k seconds the current mean is (28.5 + 0.05 k) / (30 + k), below 0.51 once
-  k >= ~30 s. So the performance_drop appears ~90 s after start.
+  95 % failing: after k seconds the current mean is (28.5 + 0.05 k) / (30 + k), below 0.55 once
+  k >= ~27 s. So the performance_drop appears about 90 s after start.
 """
 
 from __future__ import annotations
@@ -100,9 +102,13 @@ class DemoTraffic:
             return
         span = (end - start).total_seconds()
         for p in PROFILES:
-            for _ in range(max(10, int(p.per_minute * 2.3))):
+            n = max(10, int(p.per_minute * 2.3))
+            # Exactly the profile's failure share, and never zero failures: a flawless history has
+            # a std of 0, and the std floor would then flag the first ordinary failure as an anomaly.
+            failures = set(self._rng.sample(range(n), max(2, round(n * (1 - p.completion)))))
+            for i in range(n):
                 when = start + timedelta(seconds=self._rng.uniform(0, span))
-                self._invocation(storage, p, when, p.completion)
+                self._invocation(storage, p, when, 0.0 if i in failures else 1.0)
         logger.info("demo backfilled %d invocations of history", self.written)
 
     def _run(self) -> None:
