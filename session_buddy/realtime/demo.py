@@ -81,7 +81,8 @@ class DemoTraffic:
 
     def _invocation(self, storage: SkillsStorage, p: SkillProfile, when: datetime, completion: float) -> None:
         completed = self._rng.random() < completion
-        duration = self._rng.lognormvariate(0, 0.35) * p.median_seconds if completed else None
+        # Tight durations: with only a few current values, wide ones would trip pattern_shift by chance.
+        duration = self._rng.lognormvariate(0, 0.1) * p.median_seconds if completed else None
         storage.store_invocation(
             p.name, _iso(when), f"demo-{uuid.UUID(int=self._rng.getrandbits(128)).hex[:12]}",
             workflow_path=self._rng.choice(("quick", "comprehensive")), completed=completed,
@@ -102,7 +103,7 @@ class DemoTraffic:
             return
         span = (end - start).total_seconds()
         for p in PROFILES:
-            n = max(10, int(p.per_minute * 2.3))
+            n = max(30, int(p.per_minute * 2.3))
             # Exactly the profile's failure share, and never zero failures: a flawless history has
             # a std of 0, and the std floor would then flag the first ordinary failure as an anomaly.
             failures = set(self._rng.sample(range(n), max(2, round(n * (1 - p.completion)))))
