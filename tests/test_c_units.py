@@ -21,6 +21,7 @@ PROGRAMS: dict[str, list[str]] = {
     "test_client_msg": ["client_msg.c"],
     "test_json_writer": ["json_writer.c"],
     "test_timeutil": ["timeutil.c"],
+    "test_analytics": ["analytics.c", "snapshot.c", "json_writer.c", "timeutil.c"],
 }
 
 # The extension's own warning set (setup.py), made fatal; _GNU_SOURCE as setup.py defines it.
