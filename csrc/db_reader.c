@@ -91,19 +91,25 @@ void dbr_interrupt(struct db_reader *r)
 /* Record a failure: the reason goes to err and the connection is closed for a fresh start. */
 static int fail(struct db_reader *r, char *err, size_t errlen, const char *what)
 {
+    int code = r->db ? sqlite3_errcode(r->db) : SQLITE_CANTOPEN;
     snprintf(err, errlen, "%s: %s", what, r->db ? sqlite3_errmsg(r->db) : "no connection");
+    /* Only a busy DB is surely the same file afterwards; anything else is re-read from scratch. */
+    if (code != SQLITE_BUSY && code != SQLITE_LOCKED && code != SQLITE_INTERRUPT)
+        r->must_reload = 1;
     db_close(r);
     return -1;
 }
 
+/* 1 when the table exists, 0 when not, -1 when the schema cannot be read (locked, corrupt). */
 static int table_exists(sqlite3 *db, const char *name)
 {
     sqlite3_stmt *st = NULL;
-    int found = 0;
+    int found = -1;
     if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", -1,
                            &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        found = sqlite3_step(st) == SQLITE_ROW;
+        int rc = sqlite3_step(st);
+        found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
     }
     sqlite3_finalize(st);
     return found;
@@ -116,6 +122,7 @@ static int db_open(struct db_reader *r, char *err, size_t errlen)
 
     if (stat(r->path, &sb) < 0) {
         snprintf(err, errlen, "%s: %s", r->path, strerror(errno));
+        r->must_reload = 1;
         return -1;
     }
     /* FULLMUTEX: sqlite3_interrupt may arrive from the thread that stops the server. */
@@ -126,10 +133,13 @@ static int db_open(struct db_reader *r, char *err, size_t errlen)
     if (rc != SQLITE_OK)
         return fail(r, err, errlen, "cannot open the database");
     sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
-    if (!table_exists(r->db, "skill_invocation"))
+    int has_log = table_exists(r->db, "skill_invocation");
+    if (has_log < 0)
+        return fail(r, err, errlen, "cannot read the schema");
+    if (!has_log)
         return fail(r, err, errlen, "no skill_invocation table (not a skills database?)");
-    r->has_anomalies_table = table_exists(r->db, "skill_anomalies");
-    r->has_cache_table = table_exists(r->db, "skill_metrics_cache");
+    r->has_anomalies_table = table_exists(r->db, "skill_anomalies") == 1;
+    r->has_cache_table = table_exists(r->db, "skill_metrics_cache") == 1;
     r->dev = sb.st_dev;
     r->ino = sb.st_ino;
     return 0;
@@ -158,6 +168,7 @@ int dbr_prepare(struct db_reader *r, int has_engine, int *fresh, char *err, size
             snprintf(err, errlen, "%s: %s", r->path,
                      errno == ENOENT ? "the database file was deleted" : strerror(errno));
             db_close(r);
+            r->must_reload = 1; /* a new file may even reuse the inode number */
             return -1;
         }
         if (sb.st_dev != r->dev || sb.st_ino != r->ino) {
@@ -170,8 +181,9 @@ int dbr_prepare(struct db_reader *r, int has_engine, int *fresh, char *err, size
         ino_t old_ino = r->ino;
         if (db_open(r, err, errlen) < 0)
             return -1;
-        if (r->dev != old_dev || r->ino != old_ino)
+        if (r->dev != old_dev || r->ino != old_ino || r->must_reload)
             *fresh = 1;
+        r->must_reload = 0;
     }
     if (!*fresh) {
         int ok;

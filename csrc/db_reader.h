@@ -20,6 +20,7 @@ struct db_reader {
     int has_anomalies_table;  /* V4's skill_anomalies exists */
     int has_cache_table;      /* V4's skill_metrics_cache exists */
     int64_t last_id;          /* newest skill_invocation.id ingested */
+    int must_reload;          /* the file went away or failed oddly: re-read it from scratch */
 };
 
 /* Remember the path; no I/O yet.  Returns 0, or -1 when out of memory. */
