@@ -10,7 +10,7 @@ INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
 
-.PHONY: setup system-packages run test asan clean
+.PHONY: setup system-packages run test asan bench clean
 
 setup: system-packages $(EXTENSION)
 
@@ -43,6 +43,10 @@ run: setup
 ## Run the whole test suite.
 test: setup
 	$(PY) -m pytest $(ARGS)
+
+## The analytics benchmark of docs/PERFORMANCE.md (builds a 1,000,000-row DB once, cached in bench/.data).
+bench: setup
+	$(PY) bench/analytics_bench.py $(ARGS)
 
 ## Run the whole suite against an ASan+UBSan build of the extension, then a leak-checked workload
 ## under LeakSanitizer; restore the normal build afterwards. Fails on any report involving csrc/.

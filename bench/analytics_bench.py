@@ -30,26 +30,21 @@ DATA = Path(__file__).resolve().parent / ".data"
 # What the pure-Python server runs every tick (seed doc 000: top skills, then anomaly SQL),
 # extended to the same figures our snapshot carries: 24 h / 1 h windows and the z-score inputs.
 BASELINE_TOP = "SELECT * FROM skill_metrics ORDER BY total_invocations DESC LIMIT 10"
+# Uniform ISO text in this DB, so plain text comparisons use the invoked_at index: the fastest
+# form of this SQL, not a strawman.
 BASELINE_WINDOWS = """
-SELECT skill_name,
-       SUM(jd >= :d24), SUM(jd >= :d24 AND completed), SUM(jd >= :h1),
-       AVG(CASE WHEN jd >= :d24 AND completed THEN duration_seconds END)
-FROM (SELECT skill_name, completed, duration_seconds, julianday(invoked_at) AS jd
-      FROM skill_invocation WHERE julianday(invoked_at) >= :d24)
+SELECT skill_name, COUNT(*), SUM(completed), SUM(invoked_at >= :h1),
+       AVG(CASE WHEN completed THEN duration_seconds END)
+FROM skill_invocation WHERE invoked_at >= :d24 AND invoked_at <= :now
 GROUP BY skill_name"""
 BASELINE_ZSCORE = """
 WITH base AS (
   SELECT skill_name, AVG(completed) AS m, COUNT(*) AS n,
-         SUM((completed - sub.mean) * (completed - sub.mean)) AS ss
-  FROM skill_invocation
-  JOIN (SELECT skill_name AS s, AVG(completed) AS mean FROM skill_invocation
-        WHERE julianday(invoked_at) >= :d24 AND julianday(invoked_at) < :h1 GROUP BY skill_name) sub
-    ON sub.s = skill_invocation.skill_name
-  WHERE julianday(invoked_at) >= :d24 AND julianday(invoked_at) < :h1
-  GROUP BY skill_name),
+         (SUM(completed * completed) - SUM(completed) * SUM(completed) * 1.0 / COUNT(*)) AS ss
+  FROM skill_invocation WHERE invoked_at >= :d24 AND invoked_at < :h1 GROUP BY skill_name),
 cur AS (
   SELECT skill_name, AVG(completed) AS m, COUNT(*) AS n FROM skill_invocation
-  WHERE julianday(invoked_at) >= :h1 GROUP BY skill_name)
+  WHERE invoked_at >= :h1 AND invoked_at <= :now GROUP BY skill_name)
 SELECT base.skill_name, (cur.m - base.m) / MAX(sqrt(base.ss / (base.n - 1)), 0.01) AS z
 FROM base JOIN cur USING (skill_name)
 WHERE base.n >= 5 AND cur.n >= 2"""
@@ -57,10 +52,6 @@ WHERE base.n >= 5 AND cur.n >= 2"""
 
 def iso(t: datetime) -> str:
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def julian(t: datetime) -> float:
-    return t.timestamp() / 86400.0 + 2440587.5
 
 
 def build_db(rows: int, skills: int, days: int) -> Path:
@@ -117,7 +108,7 @@ def baseline(db: Path, ticks: int, skills: int) -> tuple[float, list[float]]:
     for _ in range(ticks + 1):
         write_rows(writer, rng, skills)
         now = datetime.now(timezone.utc)
-        params = {"d24": julian(now - timedelta(hours=24)), "h1": julian(now - timedelta(hours=1))}
+        params = {"d24": iso(now - timedelta(hours=24)), "h1": iso(now - timedelta(hours=1)), "now": iso(now)}
         started = time.perf_counter()
         reader.execute(BASELINE_TOP).fetchall()
         reader.execute(BASELINE_WINDOWS, params).fetchall()
