@@ -47,7 +47,4 @@ void dispatch_write_error(jbuf *out, const char *code, const char *message,
 /* Append the `subscription_confirmed` reply for skill (NULL = all skills). */
 void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len, int64_t now_ms);
 
-/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values over U+10FFFF). */
-int utf8_valid(const char *s, size_t n);
-
 #endif

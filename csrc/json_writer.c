@@ -114,6 +114,18 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
     return len;
 }
 
+int utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < n;) {
+        size_t seq = s[i] < 0x80 ? 1 : utf8_sequence(s + i, n - i);
+        if (!seq)
+            return 0;
+        i += seq;
+    }
+    return 1;
+}
+
 void jb_str(jbuf *b, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -518,8 +518,36 @@ static void test_sticky_failure(void)
     jb_free(&b);
 }
 
+/* utf8_valid (used to vet binary frames) follows the same rules as jb_str's repair. */
+static void test_utf8_valid(void)
+{
+    static const struct {
+        const char *s;
+        size_t n;
+        int valid;
+    } cases[] = {
+        {"", 0, 1},
+        {"plain ascii", 11, 1},
+        {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", 14, 1},
+        {"a\0b", 3, 1},
+        {"\x80", 1, 0},
+        {"\xE2\x82", 2, 0},
+        {"\xC0\xAF", 2, 0},
+        {"\xED\xA0\x80", 3, 0},
+        {"\xF4\x90\x80\x80", 4, 0},
+        {"ok\xFF", 3, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (utf8_valid(cases[i].s, cases[i].n) != cases[i].valid) {
+            fprintf(stderr, "utf8_valid case %zu: got %d\n", i, !cases[i].valid);
+            failures++;
+        }
+    }
+}
+
 int main(void)
 {
+    test_utf8_valid();
     test_escaping();
     test_utf8();
     test_utf8_sweep();
