@@ -28,7 +28,8 @@ def test_backfill_stays_out_of_the_last_hour_and_live_rows_follow(tmp_path: Path
     started = datetime.now(timezone.utc)
     demo.start()
     try:
-        wait_for(lambda: db.exists() and rows(db, "SELECT COUNT(*) FROM skill_invocation "
+        wait_for(lambda: demo.written > 0)  # the DB and its tables exist from here on
+        wait_for(lambda: rows(db, "SELECT COUNT(*) FROM skill_invocation "
                                                   "WHERE invoked_at >= ?", started.isoformat())[0][0] >= 3)
     finally:
         demo.stop()
@@ -63,7 +64,8 @@ def test_the_victim_fails_after_the_drop(tmp_path: Path) -> None:
     started = datetime.now(timezone.utc) + timedelta(seconds=1)
     demo.start()
     try:
-        wait_for(lambda: db.exists() and rows(
+        wait_for(lambda: demo.written > 0)  # the DB and its tables exist from here on
+        wait_for(lambda: rows(
             db, "SELECT COUNT(*) FROM skill_invocation WHERE skill_name='pytest-run' AND invoked_at >= ?",
             started.isoformat())[0][0] >= 8, timeout=40)
     finally:
