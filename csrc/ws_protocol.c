@@ -375,9 +375,7 @@ static void session_established(struct session *s, struct lws *wsi, struct servi
         return;
     }
     if (svc->cfg.max_clients && svc->n_sessions >= svc->cfg.max_clients) {
-        pthread_mutex_lock(&svc->lock);
-        svc->counters.rejected_full++;
-        pthread_mutex_unlock(&svc->lock);
+        svc->counters.rejected_full++; /* counters live on this thread only */
         sb_log(svc->events, SB_WARNING, "rejecting %s: server full (%zu clients)", s->peer,
                svc->cfg.max_clients);
         session_close_with(s, SB_CLOSE_TRY_AGAIN_LATER, "server full");

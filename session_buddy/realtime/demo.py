@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
+from contextlib import closing
 import threading
 import time
 import uuid
@@ -93,8 +95,7 @@ class DemoTraffic:
     def _backfill(self, storage: SkillsStorage, now: datetime) -> None:
         """Give the detector a baseline: history in [now-24h, now-1h), never in the last hour."""
         start, end = now - timedelta(hours=24), now - timedelta(hours=1)
-        with storage._lock:  # one transaction for the whole backfill
-            conn = storage._connection()
+        with closing(sqlite3.connect(storage.db_path)) as conn:
             have = conn.execute(
                 "SELECT COUNT(*) FROM skill_invocation WHERE invoked_at >= ? AND invoked_at < ?",
                 (_iso(start), _iso(end)),
