@@ -7,7 +7,7 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
-REQUIRED = {"libwebsockets": "libwebsockets-dev", "sqlite3": "libsqlite3-dev"}
+REQUIRED = {"libwebsockets": "libwebsockets-dev", "sqlite3": "libsqlite3-dev", "libcrypto": "libssl-dev"}
 
 
 def pkg_config(*args: str) -> list[str]:
