@@ -56,6 +56,20 @@ static void metric(jbuf *b, const char *name, const char *type, const char *help
     metric_value(b, name, v);
 }
 
+/* One sample of a counter with a single fixed label. */
+static void labelled(jbuf *b, const char *name, const char *label, const char *value, uint64_t v)
+{
+    char line[64];
+    jb_lit(b, "session_buddy_");
+    jb_lit(b, name);
+    jb_lit(b, "{");
+    jb_lit(b, label);
+    jb_lit(b, "=\"");
+    jb_lit(b, value);
+    snprintf(line, sizeof(line), "\"} %llu\n", (unsigned long long)v);
+    jb_lit(b, line);
+}
+
 /* A label value with \\, " and newline escaped, as the text format requires. */
 static void label_value(jbuf *b, const char *s, size_t n)
 {
@@ -95,10 +109,18 @@ static void write_metrics(const struct http_context *ctx, struct http_response *
     metric(b, "clients_connected", "gauge", "WebSocket clients connected now.", (double)ctx->clients);
     metric(b, "connections_total", "counter", "WebSocket connections accepted since start.",
            (double)c->connections_total);
-    metric_header(b, "connections_rejected_total", "counter", "Connections refused, by reason.");
-    jb_lit(b, "session_buddy_connections_rejected_total{reason=\"server_full\"} ");
-    snprintf(line, sizeof(line), "%llu\n", (unsigned long long)c->rejected_full);
-    jb_lit(b, line);
+    metric_header(b, "connections_rejected_total", "counter",
+                  "Connections refused at or right after the handshake, by reason.");
+    labelled(b, "connections_rejected_total", "reason", "server_full", c->rejected_full);
+    labelled(b, "connections_rejected_total", "reason", "origin", c->rejected_origin);
+    labelled(b, "connections_rejected_total", "reason", "auth_failed", c->auth_failures);
+    metric_header(b, "connections_closed_total", "counter",
+                  "Established connections the server closed for a policy, by reason.");
+    labelled(b, "connections_closed_total", "reason", "rate_limit", c->closed_rate_limit);
+    labelled(b, "connections_closed_total", "reason", "message_too_large", c->closed_too_large);
+    labelled(b, "connections_closed_total", "reason", "slow_consumer", c->closed_slow_consumer);
+    metric(b, "messages_rate_limited_total", "counter",
+           "Client messages dropped and answered rate_limited.", (double)c->rate_limited_messages);
     metric(b, "messages_sent_total", "counter", "WebSocket messages written to clients.",
            (double)c->messages_sent);
     metric(b, "bytes_sent_total", "counter", "Payload bytes written to clients.", (double)c->bytes_sent);

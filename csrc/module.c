@@ -1,6 +1,46 @@
 /* module.c - the session_buddy.realtime._core extension module: state and initialisation. */
 #include "module.h"
 
+#include "jwt.h"
+
+/* verify_jwt(token, secret, now) -> payload bytes; ValueError(reason) when the token is refused.
+ * The same verifier the service thread runs on every handshake. */
+static PyObject *core_verify_jwt(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    const char *token, *secret;
+    Py_ssize_t token_len, secret_len;
+    double now;
+    struct jwt_claims claims;
+
+    if (!PyArg_ParseTuple(args, "s#y#d:verify_jwt", &token, &token_len, &secret, &secret_len, &now))
+        return NULL;
+    if (secret_len == 0) {
+        PyErr_SetString(PyExc_ValueError, "the secret must not be empty");
+        return NULL;
+    }
+    enum jwt_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = jwt_verify(token, (size_t)token_len, (const unsigned char *)secret, (size_t)secret_len,
+                    now, &claims);
+    Py_END_ALLOW_THREADS
+    if (st == JWT_NOMEM)
+        return PyErr_NoMemory();
+    if (st != JWT_OK) {
+        PyErr_SetString(PyExc_ValueError, jwt_status_text(st));
+        return NULL;
+    }
+    PyObject *payload = PyBytes_FromStringAndSize(claims.payload, (Py_ssize_t)claims.payload_len);
+    jwt_claims_free(&claims);
+    return payload;
+}
+
+static PyMethodDef core_methods[] = {
+    {"verify_jwt", core_verify_jwt, METH_VARARGS,
+     "verify_jwt(token, secret, now) -> bytes\n--\n\n"
+     "Verify an HS256 JWT at Unix time now; return its payload JSON or raise ValueError."},
+    {NULL, NULL, 0, NULL},
+};
+
 static int core_exec(PyObject *module)
 {
     module_state *st = PyModule_GetState(module);
@@ -38,6 +78,7 @@ struct PyModuleDef sb_core_module = {
     .m_name = "session_buddy.realtime._core",
     .m_doc = "C core of the session-buddy real-time metrics server (libwebsockets + sqlite3).",
     .m_size = sizeof(module_state),
+    .m_methods = core_methods,
     .m_slots = core_slots,
     .m_traverse = core_traverse,
     .m_clear = core_clear,

@@ -8,6 +8,41 @@
 
 #include "log.h"
 
+static char *dup_or_null(const char *s, int *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *oom = 1;
+    return d;
+}
+
+/* Copy the strings of cfg into scfg.  Returns -1 when out of memory (scfg may hold part). */
+static int copy_strings(const struct core_config *cfg, struct service_config *scfg)
+{
+    int oom = 0;
+    scfg->iface = dup_or_null(cfg->iface, &oom);
+    scfg->static_dir = dup_or_null(cfg->static_dir, &oom);
+    scfg->ssl_cert = dup_or_null(cfg->ssl_cert, &oom);
+    scfg->ssl_key = dup_or_null(cfg->ssl_key, &oom);
+    if (cfg->jwt_secret) {
+        scfg->jwt_secret = malloc(cfg->jwt_secret_len ? cfg->jwt_secret_len : 1);
+        if (!scfg->jwt_secret)
+            return -1;
+        memcpy(scfg->jwt_secret, cfg->jwt_secret, cfg->jwt_secret_len);
+        scfg->jwt_secret_len = cfg->jwt_secret_len;
+    }
+    if (cfg->allowed_origins) {
+        scfg->allowed_origins = calloc(cfg->n_allowed_origins + 1, sizeof(char *));
+        if (!scfg->allowed_origins)
+            return -1;
+        for (size_t i = 0; i < cfg->n_allowed_origins; i++) {
+            scfg->allowed_origins[i] = dup_or_null(cfg->allowed_origins[i], &oom);
+            scfg->n_allowed_origins = i + 1;
+        }
+    }
+    return oom ? -1 : 0;
+}
+
 static void publish_to_service(void *ctx, struct snapshot *s)
 {
     service_publish(ctx, s);
@@ -35,9 +70,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
         return NULL;
     }
     c->events.min_level = cfg->min_log_level;
-    if (cfg->iface && !(scfg.iface = strdup(cfg->iface)))
-        goto oom;
-    if (cfg->static_dir && !(scfg.static_dir = strdup(cfg->static_dir)))
+    if (copy_strings(cfg, &scfg) < 0)
         goto oom;
     if (ticker_init(&c->ticker, cfg->db_path, (int64_t)(cfg->interval_s * 1e6), cfg->top_n,
                     cfg->anomaly_threshold, cfg->record_anomalies, &c->events, publish_to_service,
@@ -62,8 +95,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
     return c;
 
 oom:
-    free(scfg.iface);
-    free(scfg.static_dir);
+    service_config_free(&scfg);
     snprintf(err, errlen, "out of memory");
     core_destroy(c);
     return NULL;

@@ -21,6 +21,13 @@ struct core_config {
     size_t max_message_size;
     int min_log_level;        /* Python level below which lines are not even queued */
     const char *static_dir;   /* dashboard files served over HTTP (copied), or NULL */
+    /* Security (SPEC section 4); everything is copied. */
+    const unsigned char *jwt_secret; /* NULL: no authentication */
+    size_t jwt_secret_len;
+    const char *const *allowed_origins; /* NULL: every origin */
+    size_t n_allowed_origins;
+    const char *ssl_cert;     /* both or neither */
+    const char *ssl_key;
 };
 
 struct server_core {

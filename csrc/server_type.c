@@ -22,6 +22,7 @@ typedef struct {
     double anomaly_threshold;
     int record_anomalies;
     PyObject *logger;
+    PyObject *security;         /* _bridge.SecurityOptions: origins, TLS files, JWT secret */
     PyObject *state;            /* _bridge.ServerState: in-process clients, subscribers, futures */
     PyObject *storage;          /* SkillsStorage, created on first access */
     struct server_core *core;   /* NULL unless running */
@@ -94,19 +95,22 @@ static int server_init(ServerObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"host", "port", "db_path", "update_interval", "require_auth",
                              "max_clients", "max_message_size", "anomaly_threshold", "top_n",
-                             "record_anomalies", "logger", NULL};
+                             "record_anomalies", "logger", "allowed_origins", "ssl_certfile",
+                             "ssl_keyfile", "jwt_secret", NULL};
     PyObject *host = NULL, *port = NULL, *db_path = Py_None, *interval = NULL, *auth = Py_False;
     PyObject *max_clients = NULL, *max_msg = NULL, *threshold = NULL, *top_n = NULL;
     PyObject *record = Py_True, *logger = Py_None;
+    PyObject *origins = Py_None, *certfile = Py_None, *keyfile = Py_None, *secret = Py_None;
     long long v;
 
     if (self->core) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a running server");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOO$OOOOOO:RealTimeMetricsServer", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOO$OOOOOOOOOO:RealTimeMetricsServer", kwlist,
                                      &host, &port, &db_path, &interval, &auth, &max_clients,
-                                     &max_msg, &threshold, &top_n, &record, &logger))
+                                     &max_msg, &threshold, &top_n, &record, &logger, &origins,
+                                     &certfile, &keyfile, &secret))
         return -1;
 
     if (host && !PyUnicode_Check(host)) {
@@ -164,6 +168,11 @@ static int server_init(ServerObject *self, PyObject *args, PyObject *kwds)
     if (!lg)
         return -1;
     Py_XSETREF(self->logger, lg);
+    PyObject *sec_args[4] = {origins, certfile, keyfile, secret};
+    PyObject *security = bridge_call((PyObject *)self, "security_options", sec_args, 4);
+    if (!security)
+        return -1;
+    Py_XSETREF(self->security, security);
     PyObject *state = bridge_call((PyObject *)self, "ServerState", NULL, 0);
     if (!state)
         return -1;
@@ -176,23 +185,47 @@ static int server_init(ServerObject *self, PyObject *args, PyObject *kwds)
 
 static PyObject *server_start_core(ServerObject *self, PyObject *args)
 {
-    const char *iface = NULL, *static_dir = NULL;
+    const char *iface = NULL, *static_dir = NULL, *secret = NULL, *certfile = NULL, *keyfile = NULL;
+    Py_ssize_t secret_len = 0;
+    PyObject *origins = Py_None;
     int disable_ipv6 = 0, min_level = 0;
     char err[512];
     int bind_errno = 0;
 
-    if (!PyArg_ParseTuple(args, "zpiz:_start_core", &iface, &disable_ipv6, &min_level, &static_dir))
+    if (!PyArg_ParseTuple(args, "zpizz#Ozz:_start_core", &iface, &disable_ipv6, &min_level,
+                          &static_dir, &secret, &secret_len, &origins, &certfile, &keyfile))
         return NULL;
+    if (origins != Py_None && !PyTuple_Check(origins)) {
+        PyErr_SetString(PyExc_TypeError, "_start_core: origins must be a tuple or None");
+        return NULL;
+    }
+    Py_ssize_t n_origins = origins == Py_None ? 0 : PyTuple_GET_SIZE(origins);
+    const char **origin_list = PyMem_Calloc((size_t)n_origins + 1, sizeof(char *));
+    if (!origin_list)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n_origins; i++) {
+        PyObject *o = PyTuple_GET_ITEM(origins, i);
+        origin_list[i] = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+        if (!origin_list[i]) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "_start_core: origins must be strings");
+            PyMem_Free(origin_list);
+            return NULL;
+        }
+    }
     if (self->core) {
         PyErr_SetString(PyExc_RuntimeError, "server is already running");
         return NULL;
     }
     PyObject *path_str = PyOS_FSPath(self->db_path);
-    if (!path_str)
+    if (!path_str) {
+        PyMem_Free(origin_list);
         return NULL;
+    }
     PyObject *path_bytes = NULL;
     if (!PyUnicode_FSConverter(path_str, &path_bytes)) {
         Py_DECREF(path_str);
+        PyMem_Free(origin_list);
         return NULL;
     }
     Py_DECREF(path_str);
@@ -210,12 +243,19 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
         .max_message_size = (size_t)self->max_message_size,
         .min_log_level = min_level,
         .static_dir = static_dir,
+        .jwt_secret = (const unsigned char *)secret,
+        .jwt_secret_len = (size_t)secret_len,
+        .allowed_origins = origins == Py_None ? NULL : origin_list,
+        .n_allowed_origins = (size_t)n_origins,
+        .ssl_cert = certfile,
+        .ssl_key = keyfile,
     };
     struct server_core *core;
     Py_BEGIN_ALLOW_THREADS
     core = core_start(&cfg, &bind_errno, err, sizeof(err));
     Py_END_ALLOW_THREADS
     Py_DECREF(path_bytes);
+    PyMem_Free(origin_list);
 
     if (!core) {
         if (bind_errno)
@@ -477,7 +517,7 @@ static PyObject *server_connected_message(ServerObject *self, PyObject *Py_UNUSE
     return text_from_jbuf(&b);
 }
 
-/* Network clients as (id, remote_address, subscribed, subscription_skill) tuples. */
+/* Network clients as (id, remote_address, subscribed, subscription_skill, user_id) tuples. */
 static PyObject *server_network_clients(ServerObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *list = PyList_New(0);
@@ -491,8 +531,9 @@ static PyObject *server_network_clients(ServerObject *self, PyObject *Py_UNUSED(
         int subscribed = session_subscription(s, &skill, &skill_len);
         PyObject *name = skill ? PyUnicode_DecodeUTF8(skill, (Py_ssize_t)skill_len, "replace")
                                : Py_NewRef(Py_None);
-        PyObject *item = name ? Py_BuildValue("(KsiO)", (unsigned long long)session_id(s),
-                                              session_peer(s), subscribed, name)
+        PyObject *item = name ? Py_BuildValue("(KsiOs)", (unsigned long long)session_id(s),
+                                              session_peer(s), subscribed, name,
+                                              session_user_id(s))
                               : NULL;
         Py_XDECREF(name);
         if (!item || PyList_Append(list, item) < 0)
@@ -600,6 +641,18 @@ static PyObject *get_update_interval(ServerObject *self, void *Py_UNUSED(c))
     return PyFloat_FromDouble(self->update_interval);
 }
 
+/* An attribute of the SecurityOptions (closure: its name), or the object itself (NULL). */
+static PyObject *get_security_option(ServerObject *self, void *name)
+{
+    if (!self->security) {
+        PyErr_SetString(PyExc_RuntimeError, "RealTimeMetricsServer.__init__ was not called");
+        return NULL;
+    }
+    if (!name)
+        return Py_NewRef(self->security);
+    return PyObject_GetAttrString(self->security, (const char *)name);
+}
+
 static PyObject *get_require_auth(ServerObject *self, void *Py_UNUSED(c))
 {
     return PyBool_FromLong(self->require_auth);
@@ -652,7 +705,14 @@ static PyGetSetDef server_getset[] = {
     {"port", (getter)get_port, NULL, "Port: as configured, or the bound port once started.", NULL},
     {"db_path", (getter)get_db_path, NULL, "Path of the skills database (pathlib.Path).", NULL},
     {"update_interval", (getter)get_update_interval, NULL, "Seconds between broadcasts.", NULL},
-    {"require_auth", (getter)get_require_auth, NULL, "Whether clients must authenticate.", NULL},
+    {"require_auth", (getter)get_require_auth, NULL,
+     "Whether clients must authenticate (SESSION_BUDDY_AUTH_ENABLED=true also turns it on).", NULL},
+    {"allowed_origins", (getter)get_security_option, NULL,
+     "Origins allowed to open a WebSocket (a tuple), or None for all.", "allowed_origins"},
+    {"ssl_certfile", (getter)get_security_option, NULL, "TLS certificate (a Path), or None.",
+     "ssl_certfile"},
+    {"ssl_keyfile", (getter)get_security_option, NULL, "TLS private key (a Path), or None.",
+     "ssl_keyfile"},
     {"max_clients", (getter)get_max_clients, NULL, "Connection limit (0 = unlimited).", NULL},
     {"max_message_size", (getter)get_max_message_size, NULL, "Largest accepted message in bytes.", NULL},
     {"top_n", (getter)get_top_n, NULL, "Number of skills in top_skills.", NULL},
@@ -667,6 +727,7 @@ static PyGetSetDef server_getset[] = {
     {"_server", (getter)get_server_compat, NULL, "Compatibility: (host, port) while running, else None.", NULL},
     {"_broadcast_task", (getter)get_broadcast_task, NULL, "Compatibility: the broadcast interval while running, else None.", NULL},
     {"_state", (getter)get_state, NULL, "Asyncio-side state (internal).", NULL},
+    {"_security", (getter)get_security_option, NULL, "Validated security options (internal).", NULL},
     {"_event_fd", (getter)server_event_fd, NULL, "eventfd the asyncio loop watches (internal).", NULL},
     {NULL},
 };
@@ -717,6 +778,7 @@ static int server_traverse(ServerObject *self, visitproc visit, void *arg)
     Py_VISIT(self->host);
     Py_VISIT(self->db_path);
     Py_VISIT(self->logger);
+    Py_VISIT(self->security);
     Py_VISIT(self->state);
     Py_VISIT(self->storage);
     return 0;
@@ -727,6 +789,7 @@ static int server_clear(ServerObject *self)
     Py_CLEAR(self->host);
     Py_CLEAR(self->db_path);
     Py_CLEAR(self->logger);
+    Py_CLEAR(self->security);
     Py_CLEAR(self->state);
     Py_CLEAR(self->storage);
     return 0;
@@ -758,7 +821,8 @@ static PyMemberDef server_members[] = {
 static PyType_Slot server_slots[] = {
     {Py_tp_doc, "RealTimeMetricsServer(host='localhost', port=8765, db_path=None, "
                 "update_interval=1.0, require_auth=False, *, max_clients=100, "
-                "max_message_size=65536, anomaly_threshold=2.0, top_n=10, "
+                "max_message_size=65536, allowed_origins=None, ssl_certfile=None, "
+                "ssl_keyfile=None, jwt_secret=None, anomaly_threshold=2.0, top_n=10, "
                 "record_anomalies=True, logger=None)\n--\n\n"
                 "Real-time skill metrics over WebSocket; libwebsockets runs on its own thread."},
     {Py_tp_init, server_init},

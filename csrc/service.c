@@ -56,6 +56,8 @@ static int create_context(struct service *svc)
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (svc->cfg.ssl_cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     if (svc->cfg.disable_ipv6)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.user = svc;
@@ -75,11 +77,22 @@ static int create_context(struct service *svc)
     info.vhost_name = "default";
     info.retry_and_idle_policy = &keepalive_policy;
     info.extensions = extensions;
+    if (svc->cfg.ssl_cert) {
+        info.ssl_cert_filepath = svc->cfg.ssl_cert;
+        info.ssl_private_key_filepath = svc->cfg.ssl_key;
+        info.alpn = "http/1.1"; /* WebSocket over HTTP/2 is not offered */
+    }
     sb_log_take_bind_errno();
     errno = 0;
     svc->vhost = lws_create_vhost(svc->ctx, &info);
     if (!svc->vhost) {
         int logged = sb_log_take_bind_errno();
+        if (!logged && svc->cfg.ssl_cert) {
+            snprintf(svc->error, sizeof(svc->error),
+                     "TLS setup failed: libwebsockets rejected certificate %s or key %s",
+                     svc->cfg.ssl_cert, svc->cfg.ssl_key);
+            return -1;
+        }
         int e = logged ? logged : errno;
         svc->bind_errno = e ? e : EADDRNOTAVAIL;
         snprintf(svc->error, sizeof(svc->error), "cannot listen on %s port %d: %s",
@@ -135,6 +148,21 @@ static void *service_main(void *arg)
     set_state(svc, SVC_STOPPED);
     evq_post(svc->events, EV_STOPPED, 0, 0, NULL);
     return NULL;
+}
+
+void service_config_free(struct service_config *cfg)
+{
+    free(cfg->iface);
+    free(cfg->static_dir);
+    if (cfg->jwt_secret) /* do not leave the secret behind in freed memory */
+        memset(cfg->jwt_secret, 0, cfg->jwt_secret_len);
+    free(cfg->jwt_secret);
+    for (size_t i = 0; i < cfg->n_allowed_origins; i++)
+        free(cfg->allowed_origins[i]);
+    free(cfg->allowed_origins);
+    free(cfg->ssl_cert);
+    free(cfg->ssl_key);
+    memset(cfg, 0, sizeof(*cfg));
 }
 
 int service_start(struct service *svc, const struct service_config *cfg,
@@ -205,10 +233,7 @@ void service_destroy(struct service *svc)
     }
     snapshot_unref(svc->pending);
     svc->pending = NULL;
-    free(svc->cfg.iface);
-    svc->cfg.iface = NULL;
-    free(svc->cfg.static_dir);
-    svc->cfg.static_dir = NULL;
+    service_config_free(&svc->cfg);
     static_files_free(&svc->files);
     pthread_cond_destroy(&svc->state_changed);
     pthread_mutex_destroy(&svc->lock);

@@ -16,8 +16,9 @@ struct ticker;
 struct session;
 struct sub_group;
 
-/* 1013 "try again later": lws 4.1.6 has no name for it. */
+/* Close codes lws 4.1.6 has no name for. */
 #define SB_CLOSE_TRY_AGAIN_LATER 1013
+#define SB_CLOSE_AUTH_FAILED 4001
 
 struct service_config {
     char *iface;              /* owned; numeric address, or NULL for all interfaces */
@@ -26,11 +27,27 @@ struct service_config {
     size_t max_clients;       /* 0 = unlimited */
     size_t max_message_size;  /* after reassembly */
     char *static_dir;         /* owned; the dashboard folder, or NULL */
+    unsigned char *jwt_secret; /* owned; NULL = clients need not authenticate */
+    size_t jwt_secret_len;
+    char **allowed_origins;   /* owned; NULL = every origin is allowed */
+    size_t n_allowed_origins;
+    char *ssl_cert;           /* owned; with ssl_key, serve wss:// */
+    char *ssl_key;            /* owned */
 };
 
+/* Free the owned members of cfg and zero it. */
+void service_config_free(struct service_config *cfg);
+
+/* Service thread only; /metrics reads them there. */
 struct service_counters {
     uint64_t connections_total;
-    uint64_t rejected_full;
+    uint64_t rejected_full;          /* closed 1013: max_clients reached */
+    uint64_t rejected_origin;        /* HTTP 403: Origin not allowed */
+    uint64_t auth_failures;          /* closed 4001 */
+    uint64_t closed_rate_limit;      /* closed 1008: sustained rate-limit abuse */
+    uint64_t closed_too_large;       /* closed 1009 */
+    uint64_t closed_slow_consumer;   /* closed 1008: reply queue over its bound */
+    uint64_t rate_limited_messages;  /* dropped and answered rate_limited */
     uint64_t messages_sent;
     uint64_t messages_received;
     uint64_t bytes_sent;
@@ -56,8 +73,9 @@ struct service {
     int stop_requested;
     struct snapshot *pending;   /* newest snapshot the service thread has not taken yet */
     int bound_port;
-    struct session *sessions;   /* established clients; linked/unlinked/edited under lock */
+    struct session *sessions;   /* admitted clients; linked/unlinked/edited under lock */
     size_t n_sessions;
+    size_t n_connections;       /* service thread only: sessions plus those still authenticating */
     struct service_counters counters;
 
     /* Service thread only. */
@@ -104,6 +122,8 @@ const struct session *session_next(const struct session *s);
 uint64_t session_id(const struct session *s);
 const char *session_peer(const struct session *s);
 int session_subscription(const struct session *s, const char **skill, size_t *skill_len);
+/* The authenticated user ("" when authentication is off or the token named none). */
+const char *session_user_id(const struct session *s);
 
 /* Per-connection allocation size for the protocol table (ws_protocol.c). */
 extern const size_t ws_session_size;

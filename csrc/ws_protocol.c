@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "dispatch.h"
 #include "http_routes.h"
+#include "jwt.h"
 #include "log.h"
+#include "rate_limit.h"
 #include "service.h"
 #include "ticker.h"
 #include "timeutil.h"
@@ -17,6 +20,10 @@
 #define MAX_QUEUED_REPLY_BYTES (64 * 1024)
 /* stop() must finish promptly even when clients do not read their close frame. */
 #define STOP_DEADLINE_US (1500 * LWS_US_PER_MS)
+/* A client with no token in its handshake has this long to send {"type":"auth"}. */
+#define AUTH_DEADLINE_US (5 * LWS_US_PER_SEC)
+/* Origin and Authorization headers longer than this are refused, not truncated. */
+#define MAX_HEADER_VALUE 4096
 
 /* A serialised message with LWS_PRE headroom.  Broadcast messages are
  * shared by every client of a subscription group; replies are owned by one
@@ -44,7 +51,13 @@ struct session {
     struct lws *wsi;
     uint64_t id;
     char peer[64];
-    int registered;           /* linked into svc->sessions */
+    int counted;              /* counts toward max_clients (svc->n_connections) */
+    int registered;           /* admitted: linked into svc->sessions, receives updates */
+    int auth_pending;         /* waiting for an auth message */
+    int authenticated;
+    char user_id[JWT_MAX_USER_ID + 1];
+    lws_sorted_usec_list_t auth_deadline;
+    struct rate_limit rate;
     int closing;
     uint16_t close_code;
     const char *close_reason;
@@ -66,6 +79,8 @@ const struct session *session_next(const struct session *s) { return s->next; }
 uint64_t session_id(const struct session *s) { return s->id; }
 
 const char *session_peer(const struct session *s) { return s->peer; }
+
+const char *session_user_id(const struct session *s) { return s->user_id; }
 
 int session_subscription(const struct session *s, const char **skill, size_t *skill_len)
 {
@@ -177,6 +192,7 @@ static void session_queue_reply(struct session *s, struct msgbuf *m)
 {
     if (s->out_bytes + m->jb.len > MAX_QUEUED_REPLY_BYTES) {
         msgbuf_unref(m);
+        s->svc->counters.closed_slow_consumer++;
         sb_log(s->svc->events, SB_WARNING, "client %llu (%s) is not reading its replies: closing",
                (unsigned long long)s->id, s->peer);
         session_close_with(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reply queue full");
@@ -201,6 +217,10 @@ static void session_set_group(struct session *s, struct sub_group *g)
     group_leave(svc, old);
 }
 
+static void session_admit(struct session *s);
+static void session_check_token(struct session *s, const char *token, size_t len,
+                                const char *source);
+
 static void session_apply(struct session *s, const struct dispatch_result *res)
 {
     struct service *svc = s->svc;
@@ -218,7 +238,9 @@ static void session_apply(struct session *s, const struct dispatch_result *res)
     case DA_UNSUBSCRIBE:
         session_set_group(s, NULL);
         break;
-    case DA_AUTH:  /* authentication arrives with the hardening issue */
+    case DA_AUTH:
+        session_check_token(s, res->token, strlen(res->token), "auth message");
+        break;
     case DA_NONE:
         break;
     }
@@ -230,7 +252,7 @@ static void session_handle_message(struct session *s)
     struct dispatch_result res;
     struct msgbuf *reply = msgbuf_new(256);
 
-    if (!reply || dispatch_message(s->rx, s->rx_len, s->rx_binary, svc->current, 0,
+    if (!reply || dispatch_message(s->rx, s->rx_len, s->rx_binary, svc->current, s->auth_pending,
                                    now_unix_ms(), &res, &reply->jb) < 0) {
         msgbuf_unref(reply);
         session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
@@ -246,6 +268,36 @@ static void session_handle_message(struct session *s)
         lws_callback_on_writable(s->wsi);
 }
 
+_Static_assert(RATE_LIMIT_PER_S == 20 && RATE_LIMIT_BURST == 40,
+              "the rate_limited message below quotes these limits");
+
+/* Over the rate limit: drop the message and say so, or close when it has gone on too long.
+ * Returns -1 when the connection must close now (reason set). */
+static int session_rate_limited(struct session *s, enum rl_verdict verdict)
+{
+    struct service *svc = s->svc;
+    if (verdict == RL_CLOSE) {
+        svc->counters.closed_rate_limit++;
+        sb_log(svc->events, SB_WARNING, "client %llu (%s) exceeded the rate limit for %d s: closing",
+               (unsigned long long)s->id, s->peer, RATE_LIMIT_SUSTAIN_MS / 1000);
+        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)"rate limit exceeded", 19);
+        return -1;
+    }
+    svc->counters.rate_limited_messages++;
+    struct msgbuf *reply = msgbuf_new(160);
+    if (!reply) {
+        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                         (unsigned char *)"out of memory", 13);
+        return -1;
+    }
+    dispatch_write_error(&reply->jb, "rate_limited",
+                         "too many messages: the limit is 20 per second with bursts of 40; message dropped",
+                         NULL);
+    session_queue_reply(s, reply);
+    return 0;
+}
+
 /* Returns -1 when the connection must be closed with the reason already set. */
 static int session_receive(struct session *s, const void *in, size_t len)
 {
@@ -257,6 +309,7 @@ static int session_receive(struct session *s, const void *in, size_t len)
         s->rx_binary = lws_frame_is_binary(wsi);
     }
     if (len > svc->cfg.max_message_size - s->rx_len) {
+        svc->counters.closed_too_large++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too large", 17);
         return -1;
@@ -283,7 +336,11 @@ static int session_receive(struct session *s, const void *in, size_t len)
         return 0;
 
     svc->counters.messages_received++;
-    session_handle_message(s);
+    enum rl_verdict verdict = rate_limit_take(&s->rate, mono_us() / 1000);
+    if (verdict == RL_ALLOW)
+        session_handle_message(s);
+    else if (session_rate_limited(s, verdict) < 0)
+        return -1;
     s->rx_len = 0;
     if (s->rx_cap > 16 * 1024) { /* give back the memory of an unusually large message */
         free(s->rx);
@@ -364,6 +421,108 @@ static void format_peer(struct lws *wsi, char *out, size_t len)
     snprintf(out, len, "%s:%d", ip, port);
 }
 
+/* Let an authenticated (or unauthenticated, when allowed) client in: it joins the
+ * "all skills" group, becomes visible in `clients` and gets its greeting. */
+static void session_admit(struct session *s)
+{
+    struct service *svc = s->svc;
+    struct sub_group *all = group_join(svc, NULL, 0);
+    struct msgbuf *hello = msgbuf_new(192);
+    if (!all || !hello) {
+        group_leave(svc, all);
+        msgbuf_unref(hello);
+        session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    pthread_mutex_lock(&svc->lock);
+    s->group = all;
+    s->next = svc->sessions;
+    if (svc->sessions)
+        svc->sessions->prev = s;
+    svc->sessions = s;
+    svc->n_sessions++;
+    s->registered = 1;
+    pthread_mutex_unlock(&svc->lock);
+
+    if (s->authenticated)
+        sb_log(svc->events, SB_INFO, "client %llu connected from %s as user '%s' (%zu connected)",
+               (unsigned long long)s->id, s->peer, s->user_id, svc->n_sessions);
+    else
+        sb_log(svc->events, SB_INFO, "client %llu connected from %s (%zu connected)",
+               (unsigned long long)s->id, s->peer, svc->n_sessions);
+    dispatch_write_connected(&hello->jb, s->authenticated, now_unix_ms());
+    session_queue_reply(s, hello);
+}
+
+static void session_auth_failed(struct session *s, const char *why)
+{
+    struct service *svc = s->svc;
+    svc->counters.auth_failures++;
+    /* The token itself is never logged. */
+    sb_log(svc->events, SB_WARNING, "client %llu (%s): authentication failed: %s",
+           (unsigned long long)s->id, s->peer, why);
+    session_close_with(s, SB_CLOSE_AUTH_FAILED, "Authentication failed");
+}
+
+/* Verify a token from one of the three sources; admit the client or close it 4001. */
+static void session_check_token(struct session *s, const char *token, size_t len,
+                                const char *source)
+{
+    struct service *svc = s->svc;
+    struct jwt_claims claims;
+    char why[96];
+
+    lws_sul_cancel(&s->auth_deadline);
+    s->auth_pending = 0;
+    enum jwt_status st = jwt_verify(token, len, svc->cfg.jwt_secret, svc->cfg.jwt_secret_len,
+                                    (double)now_unix_ms() / 1000.0, &claims);
+    if (st != JWT_OK) {
+        snprintf(why, sizeof(why), "%s (token from the %s)", jwt_status_text(st), source);
+        session_auth_failed(s, why);
+        return;
+    }
+    memcpy(s->user_id, claims.user_id, sizeof(s->user_id));
+    jwt_claims_free(&claims);
+    s->authenticated = 1;
+    session_admit(s);
+}
+
+static void auth_deadline_reached(lws_sorted_usec_list_t *sul)
+{
+    struct session *s = lws_container_of(sul, struct session, auth_deadline);
+    if (s->auth_pending && !s->closing) {
+        s->auth_pending = 0;
+        session_auth_failed(s, "no token within 5 s");
+    }
+}
+
+/*
+ * The token of the handshake, in SPEC order: "Authorization: Bearer", then
+ * ?token=.  Returns its length (token NUL-terminated in buf), 0 when neither
+ * carries one, or -1 when a header is too long to hold a token we accept.
+ */
+static int handshake_token(struct lws *wsi, char *buf, int buflen)
+{
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (total > 0) {
+        if (total >= buflen)
+            return -1;
+        if (lws_hdr_copy(wsi, buf, buflen, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+            return -1;
+        if (!strncasecmp(buf, "Bearer ", 7)) {
+            size_t n = strlen(buf + 7);
+            memmove(buf, buf + 7, n + 1);
+            return (int)n;
+        }
+    }
+    const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, buflen);
+    if (!v)
+        return 0;
+    size_t n = strlen(v);
+    memmove(buf, v, n + 1);
+    return (int)n;
+}
+
 static void session_established(struct session *s, struct lws *wsi, struct service *svc)
 {
     s->wsi = wsi;
@@ -374,37 +533,40 @@ static void session_established(struct session *s, struct lws *wsi, struct servi
         session_close_with(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
         return;
     }
-    if (svc->cfg.max_clients && svc->n_sessions >= svc->cfg.max_clients) {
-        svc->counters.rejected_full++; /* counters live on this thread only */
+    if (svc->cfg.max_clients && svc->n_connections >= svc->cfg.max_clients) {
+        svc->counters.rejected_full++;
         sb_log(svc->events, SB_WARNING, "rejecting %s: server full (%zu clients)", s->peer,
                svc->cfg.max_clients);
         session_close_with(s, SB_CLOSE_TRY_AGAIN_LATER, "server full");
         return;
     }
-    struct sub_group *all = group_join(svc, NULL, 0);
-    struct msgbuf *hello = msgbuf_new(192);
-    if (!all || !hello) {
-        group_leave(svc, all);
-        msgbuf_unref(hello);
+    s->counted = 1;
+    svc->n_connections++;
+    svc->counters.connections_total++;
+    s->id = ++svc->next_client_id;
+    rate_limit_init(&s->rate, mono_us() / 1000);
+
+    if (!svc->cfg.jwt_secret) {
+        session_admit(s);
+        return;
+    }
+    char *token = malloc(MAX_HEADER_VALUE);
+    if (!token) {
         session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
         return;
     }
-    s->id = ++svc->next_client_id;
-    pthread_mutex_lock(&svc->lock);
-    s->group = all;
-    s->next = svc->sessions;
-    if (svc->sessions)
-        svc->sessions->prev = s;
-    svc->sessions = s;
-    svc->n_sessions++;
-    svc->counters.connections_total++;
-    s->registered = 1;
-    pthread_mutex_unlock(&svc->lock);
-
-    sb_log(svc->events, SB_INFO, "client %llu connected from %s (%zu connected)",
-           (unsigned long long)s->id, s->peer, svc->n_sessions);
-    dispatch_write_connected(&hello->jb, 0, now_unix_ms());
-    session_queue_reply(s, hello);
+    int n = handshake_token(wsi, token, MAX_HEADER_VALUE);
+    if (n < 0) {
+        session_auth_failed(s, "Authorization header too long");
+    } else if (n > 0) {
+        session_check_token(s, token, (size_t)n, "handshake");
+    } else {
+        s->auth_pending = 1;
+        lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_deadline, auth_deadline_reached,
+                         AUTH_DEADLINE_US);
+    }
+    memset(token, 0, MAX_HEADER_VALUE);
+    free(token);
 }
 
 static void session_closed(struct session *s)
@@ -413,6 +575,7 @@ static void session_closed(struct session *s)
     if (!svc)
         return; /* never established */
 
+    lws_sul_cancel(&s->auth_deadline);
     msgbuf_unref(s->inflight);
     while (s->out_head) {
         struct msgbuf *m = s->out_head;
@@ -420,6 +583,8 @@ static void session_closed(struct session *s)
         msgbuf_unref(m);
     }
     free(s->rx);
+    if (s->counted)
+        svc->n_connections--;
     if (s->registered) {
         pthread_mutex_lock(&svc->lock);
         if (s->prev)
@@ -499,6 +664,54 @@ static int http_write_body(struct session *s, struct lws *wsi)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* ---- the upgrade: Origin check ---- */
+
+static int origin_allowed(const struct service *svc, const char *origin)
+{
+    for (size_t i = 0; i < svc->cfg.n_allowed_origins; i++)
+        if (!strcmp(svc->cfg.allowed_origins[i], origin))
+            return 1;
+    return 0;
+}
+
+/*
+ * With allowed_origins set, a handshake whose Origin is not listed gets a
+ * real HTTP 403 (returning nonzero from FILTER_PROTOCOL_CONNECTION would only
+ * drop the TCP connection).  A handshake without Origin comes from a
+ * non-browser client, which could claim any Origin anyway: it passes, and
+ * authentication is what guards those.  Returns what the callback returns.
+ */
+static int check_origin(struct lws *wsi, struct service *svc)
+{
+    /* Written by hand: at this stage lws would answer with an HTTP/1.0 status line, which
+     * clients such as python-websockets refuse to read. */
+    static const char forbidden[] = "HTTP/1.1 403 Forbidden\r\n"
+                                    "content-type: text/plain\r\n"
+                                    "content-length: 19\r\n"
+                                    "connection: close\r\n\r\n"
+                                    "origin not allowed\n";
+    unsigned char out[LWS_PRE + sizeof(forbidden)];
+    char origin[512] = "";
+
+    if (!svc->cfg.allowed_origins)
+        return 0;
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (total <= 0)
+        return 0;
+    if (total < (int)sizeof(origin) && lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) >= 0 &&
+        origin_allowed(svc, origin))
+        return 0;
+
+    char peer[64];
+    format_peer(wsi, peer, sizeof(peer));
+    svc->counters.rejected_origin++;
+    sb_log(svc->events, SB_WARNING, "rejecting %s: Origin %.100s%s not allowed", peer,
+           total < (int)sizeof(origin) ? origin : "(too long)", total > 100 ? "..." : "");
+    memcpy(out + LWS_PRE, forbidden, sizeof(forbidden) - 1);
+    lws_write(wsi, out + LWS_PRE, sizeof(forbidden) - 1, LWS_WRITE_HTTP_HEADERS);
+    return 1;
+}
+
 /* ---- cross-thread wake-ups ---- */
 
 static void stop_deadline_reached(lws_sorted_usec_list_t *sul)
@@ -551,6 +764,8 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         drain_mailbox(svc);
         return 0; /* nonzero would free the cancel pipe's wsi (lws #2168) */
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return check_origin(wsi, svc);
     case LWS_CALLBACK_ESTABLISHED:
         session_established(s, wsi, svc);
         return 0;

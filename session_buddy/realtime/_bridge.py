@@ -10,14 +10,16 @@ drains the extension's event queue into `logging`, the in-process clients of
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import ipaddress
 import json
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +97,103 @@ def open_storage(db_path: Path) -> Any:
     return SkillsStorage(db_path)
 
 
+@dataclass(frozen=True)
+class SecurityOptions:
+    """The validated security arguments of one server (SPEC section 4)."""
+
+    allowed_origins: tuple[str, ...] | None
+    ssl_certfile: Path | None
+    ssl_keyfile: Path | None
+    jwt_secret: bytes | None = field(repr=False)
+
+
+def _optional_path(value: Any, name: str) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str, PathLike or None, not {type(value).__name__}")
+    path = Path(os.fspath(value))
+    if not str(path) or str(path) == ".":
+        raise ValueError(f"{name} must name a file")
+    return path
+
+
+def security_options(allowed_origins: Any, ssl_certfile: Any, ssl_keyfile: Any, jwt_secret: Any) -> SecurityOptions:
+    """Validate the security keyword arguments; TypeError/ValueError name the bad one."""
+    origins: tuple[str, ...] | None = None
+    if allowed_origins is not None:
+        if isinstance(allowed_origins, (str, bytes)):
+            raise TypeError("allowed_origins must be a list of origins, not a single string")
+        try:
+            origins = tuple(allowed_origins)
+        except TypeError:
+            raise TypeError(
+                f"allowed_origins must be an iterable of str or None, not {type(allowed_origins).__name__}"
+            ) from None
+        for origin in origins:
+            if not isinstance(origin, str):
+                raise TypeError(f"allowed_origins must hold str, not {type(origin).__name__}")
+            if not origin or origin != origin.strip() or any(c in origin for c in "\r\n\0"):
+                raise ValueError(f"allowed_origins holds an invalid origin: {origin!r}")
+    cert = _optional_path(ssl_certfile, "ssl_certfile")
+    key = _optional_path(ssl_keyfile, "ssl_keyfile")
+    if (cert is None) != (key is None):
+        raise ValueError("ssl_certfile and ssl_keyfile must be given together")
+    secret: bytes | None = None
+    if jwt_secret is not None:
+        if isinstance(jwt_secret, str):
+            secret = jwt_secret.encode()
+        elif isinstance(jwt_secret, bytes):
+            secret = jwt_secret
+        else:
+            raise TypeError(f"jwt_secret must be a str, bytes or None, not {type(jwt_secret).__name__}")
+        if not secret:
+            raise ValueError("jwt_secret must not be empty")
+    return SecurityOptions(origins, cert, key, secret)
+
+
 def format_url(server: Any) -> str:
     host = server.host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"ws://{host}:{server.port}"
+    scheme = "wss" if server.ssl_certfile is not None else "ws"
+    return f"{scheme}://{host}:{server.port}"
 
 
 def _auth_requested(server: Any) -> bool:
     env = os.environ.get("SESSION_BUDDY_AUTH_ENABLED", "")
     return bool(server.require_auth) or env.strip().lower() in _TRUE_WORDS
+
+
+def _effective_secret(server: Any) -> bytes | None:
+    """The JWT secret when authentication is on; ValueError when it is on without one."""
+    if not _auth_requested(server):
+        return None
+    secret = server._security.jwt_secret
+    if secret is None:
+        secret = os.environ.get("SESSION_BUDDY_JWT_SECRET", "").encode() or None
+    if secret is None:
+        raise ValueError(
+            "authentication is enabled (require_auth=True or SESSION_BUDDY_AUTH_ENABLED) but no "
+            "secret is set: pass jwt_secret= or set SESSION_BUDDY_JWT_SECRET"
+        )
+    return secret
+
+
+def _check_tls_files(server: Any) -> None:
+    """Load the certificate and key once with Python's ssl module, so that a bad file raises a
+    precise FileNotFoundError / ssl.SSLError from start() instead of a generic failure."""
+    cert, key = server.ssl_certfile, server.ssl_keyfile
+    if cert is None:
+        return
+    for path, what in ((cert, "certificate"), (key, "private key")):
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, f"TLS {what} not found", str(path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ssl.SSLError(exc.errno, f"TLS certificate {cert} or key {key} is unusable: {exc.reason or exc}") from None
 
 
 def _bind_address(host: str) -> tuple[str | None, bool]:
@@ -145,24 +234,26 @@ async def start(server: Any) -> None:
     if server.running:
         server.logger.warning("start() called on a server that is already running")
         return
-    if _auth_requested(server):
-        raise NotImplementedError(
-            "authentication was requested (require_auth=True or SESSION_BUDDY_AUTH_ENABLED) "
-            "but this build does not implement it yet; refusing to serve clients unauthenticated"
-        )
+    secret = _effective_secret(server)
+    _check_tls_files(server)
     loop = asyncio.get_running_loop()
     iface, disable_ipv6 = _bind_address(server.host)
     await loop.run_in_executor(None, _ensure_database, server.db_path)
     level = server.logger.getEffectiveLevel() if hasattr(server.logger, "getEffectiveLevel") else 0
-    server._start_core(iface, disable_ipv6, level, str(DASHBOARD_DIR))
+    security: SecurityOptions = server._security
+    cert, key = security.ssl_certfile, security.ssl_keyfile
+    server._start_core(
+        iface, disable_ipv6, level, str(DASHBOARD_DIR), secret, security.allowed_origins,
+        None if cert is None else str(cert), None if key is None else str(key),
+    )
     state.loop = loop
     state.stopping = False
     state.stopped = loop.create_future()
     state.fd = server._event_fd
     loop.add_reader(state.fd, _drain_events, server)
     server.logger.info(
-        "real-time metrics server listening on %s (db %s, interval %.3gs)",
-        server.url, server.db_path, server.update_interval,
+        "real-time metrics server listening on %s (db %s, interval %.3gs, authentication %s)",
+        server.url, server.db_path, server.update_interval, "on" if secret else "off",
     )
 
 
@@ -347,8 +438,10 @@ def unregister_metrics_subscriber(server: Any, callback: Any) -> None:
 def clients(server: Any) -> set[Any]:
     state: ServerState = server._state
     result: set[Any] = {c.obj for c in state.inprocess.values()}
-    for client_id, address, subscribed, skill in server._network_clients():
-        result.add(NetworkClient(client_id, address, bool(subscribed), skill if subscribed else None))
+    for client_id, address, subscribed, skill, user_id in server._network_clients():
+        result.add(
+            NetworkClient(client_id, address, bool(subscribed), skill if subscribed else None, user_id or None)
+        )
     return result
 
 

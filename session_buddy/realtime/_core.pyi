@@ -2,11 +2,13 @@
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["RealTimeMetricsServer"]
+__all__ = ["RealTimeMetricsServer", "verify_jwt"]
+
+def verify_jwt(token: str, secret: bytes, now: float, /) -> bytes: ...
 
 class _InProcessClient(Protocol):
     async def send(self, message: str, /) -> Any: ...
@@ -22,6 +24,10 @@ class RealTimeMetricsServer:
         *,
         max_clients: int = 100,
         max_message_size: int = 65536,
+        allowed_origins: Iterable[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        jwt_secret: str | bytes | None = None,
         anomaly_threshold: float = 2.0,
         top_n: int = 10,
         record_anomalies: bool = True,
@@ -37,6 +43,12 @@ class RealTimeMetricsServer:
     def update_interval(self) -> float: ...
     @property
     def require_auth(self) -> bool: ...
+    @property
+    def allowed_origins(self) -> tuple[str, ...] | None: ...
+    @property
+    def ssl_certfile(self) -> Path | None: ...
+    @property
+    def ssl_keyfile(self) -> Path | None: ...
     @property
     def max_clients(self) -> int: ...
     @property

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -29,6 +30,13 @@ examples:
   session-buddy-realtime --port 0               pick a free port; the URL is printed
   session-buddy-realtime --demo                 write synthetic traffic, with an anomaly after a minute
   session-buddy-realtime --host 0.0.0.0 --db ~/.session-buddy/skills.db --interval 2
+  SESSION_BUDDY_JWT_SECRET=... session-buddy-realtime --auth --tls-cert cert.pem --tls-key key.pem \
+      --allowed-origin https://dash.example.com
+                                                serve wss:// to authenticated clients only
+
+environment:
+  SESSION_BUDDY_JWT_SECRET     the HS256 secret --auth verifies tokens with (required with --auth)
+  SESSION_BUDDY_AUTH_ENABLED   "true" turns --auth on
 """
 
 
@@ -74,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skills database (default .session-buddy/skills.db; created if missing)")
     parser.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
                         help="seconds between updates (default 1.0)")
+    parser.add_argument("--auth", action="store_true",
+                        help="require a JWT (HS256, secret from SESSION_BUDDY_JWT_SECRET) from every client")
+    parser.add_argument("--tls-cert", type=Path, default=None, metavar="F",
+                        help="PEM certificate: serve wss:// (needs --tls-key)")
+    parser.add_argument("--tls-key", type=Path, default=None, metavar="F", help="PEM private key of --tls-cert")
+    parser.add_argument("--allowed-origin", action="append", default=None, metavar="O", dest="allowed_origins",
+                        help="a browser Origin allowed to connect, e.g. https://dash.example.com; "
+                             "repeat for more (default: any origin)")
     parser.add_argument("--max-clients", type=_non_negative_int, default=100, metavar="N",
                         help="connections allowed at once, 0 = unlimited (default 100)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
@@ -86,9 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _serve(args: argparse.Namespace) -> int:
     server = RealTimeMetricsServer(host=args.host, port=args.port, db_path=args.db,
-                                   update_interval=args.interval, max_clients=args.max_clients)
+                                   update_interval=args.interval, require_auth=args.auth,
+                                   max_clients=args.max_clients, allowed_origins=args.allowed_origins,
+                                   ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     try:
         await server.start()
+    except (FileNotFoundError, ssl.SSLError) as exc:
+        print(f"session-buddy-realtime: TLS: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"session-buddy-realtime: cannot listen on {args.host}:{args.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
@@ -119,7 +140,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # a bad flag: one usage line, exit status 2
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a bad flag: one usage line, exit status 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     return asyncio.run(_serve(args))

@@ -244,11 +244,11 @@ async def test_two_servers_in_one_process_serve_their_own_db(server_factory, cli
     await _assert_refused(client_url(a))
 
 
-# ---- authentication is not implemented yet (API_DECISIONS) --------------------------------
+# ---- authentication without a secret (SPEC section 4: no built-in default) -----------------
 
 
 @pytest.mark.parametrize("env", [None, "true", "TRUE", "1", "yes", "On"])
-async def test_auth_request_refuses_to_start(seeded_db, monkeypatch, warm_executor, env) -> None:
+async def test_auth_without_secret_refuses_to_start(seeded_db, monkeypatch, warm_executor, env) -> None:
     kwargs = {}
     if env is None:
         kwargs["require_auth"] = True
@@ -260,7 +260,7 @@ async def test_auth_request_refuses_to_start(seeded_db, monkeypatch, warm_execut
                                    update_interval=0.2, **kwargs)
     if env is None:
         assert server.require_auth is True
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match="SESSION_BUDDY_JWT_SECRET"):
         await server.start()
     assert server.running is False
     assert server._server is None
