@@ -114,7 +114,7 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"session-buddy-realtime: cannot listen on {args.host}:{args.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         return 1
-    except (NotImplementedError, ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:
         print(f"session-buddy-realtime: {exc}", file=sys.stderr)
         return 1
 
