@@ -13,7 +13,7 @@ INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
 
-.PHONY: setup system-packages run test asan bench clean
+.PHONY: setup system-packages fuzz-packages run test asan bench fuzz fuzz-message fuzz-jwt clean
 
 setup: system-packages $(EXTENSION)
 
@@ -66,6 +66,36 @@ asan: setup
 	    $(PY) tests/sanitizers/leak_workload.py || status=$$?; \
 	$(PY) setup.py -q build_ext --inplace --force; \
 	$(PY) tests/sanitizers/asan_report.py $(ASAN_LOGS) && exit $$status
+
+## libFuzzer targets (clang, ASan + UBSan): `make fuzz-message`, `make fuzz-jwt`, or `make fuzz`
+## for both.  Each runs FUZZ_SECONDS (default 60) from the seed corpus in tests/fuzz/corpus/;
+## new inputs go to build/fuzz/, crashes to build/fuzz/crash-*.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Icsrc
+FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/client_msg.c \
+                csrc/json_object.c csrc/json_writer.c csrc/snapshot.c csrc/timeutil.c
+FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c
+
+fuzz-packages:
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="clang libclang-rt-14-dev"
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/*.c csrc/*.h) | fuzz-packages
+	mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_CFLAGS) $(FUZZ_$*) -o $@ $$(pkg-config --libs libwebsockets libcrypto) -lm
+
+run_fuzzer = mkdir -p $(FUZZ_DIR)/corpus-$(1) && cd $(FUZZ_DIR) && \
+    ./fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
+    corpus-$(1) $(CURDIR)/tests/fuzz/corpus/$(1)
+
+fuzz-message: $(FUZZ_DIR)/fuzz_message
+	$(call run_fuzzer,message)
+
+fuzz-jwt: $(FUZZ_DIR)/fuzz_jwt
+	$(call run_fuzzer,jwt)
+
+fuzz: fuzz-message fuzz-jwt
 
 clean:
 	rm -rf build session_buddy/realtime/_core*.so *.egg-info $(INSTALLED) $(EXTENSION)

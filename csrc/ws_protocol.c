@@ -12,6 +12,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "rate_limit.h"
+#include "rx_buffer.h"
 #include "service.h"
 #include "ticker.h"
 #include "timeutil.h"
@@ -66,9 +67,7 @@ struct session {
     struct msgbuf *inflight;  /* kept until the next WRITEABLE: zlib may still read it */
     struct msgbuf *out_head, *out_tail;
     size_t out_bytes;
-    char *rx;
-    size_t rx_len, rx_cap;
-    int rx_binary;
+    struct rx_buffer rx;
     struct msgbuf *http_body;  /* a plain-HTTP response waiting for HTTP_WRITEABLE */
 };
 
@@ -252,7 +251,7 @@ static void session_handle_message(struct session *s)
     struct dispatch_result res;
     struct msgbuf *reply = msgbuf_new(256);
 
-    if (!reply || dispatch_message(s->rx, s->rx_len, s->rx_binary, svc->current, s->auth_pending,
+    if (!reply || dispatch_message(s->rx.data, s->rx.len, s->rx.binary, svc->current, s->auth_pending,
                                    now_unix_ms(), &res, &reply->jb) < 0) {
         msgbuf_unref(reply);
         session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
@@ -304,34 +303,20 @@ static int session_receive(struct session *s, const void *in, size_t len)
     struct service *svc = s->svc;
     struct lws *wsi = s->wsi;
 
-    if (lws_is_first_fragment(wsi)) {
-        s->rx_len = 0;
-        s->rx_binary = lws_frame_is_binary(wsi);
-    }
-    if (len > svc->cfg.max_message_size - s->rx_len) {
+    switch (rx_append(&s->rx, in, len, lws_is_first_fragment(wsi), lws_frame_is_binary(wsi),
+                      svc->cfg.max_message_size)) {
+    case RX_OK:
+        break;
+    case RX_TOO_LARGE:
         svc->counters.closed_too_large++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too large", 17);
         return -1;
+    case RX_NOMEM:
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                         (unsigned char *)"out of memory", 13);
+        return -1;
     }
-    if (s->rx_len + len > s->rx_cap) {
-        size_t cap = s->rx_cap ? s->rx_cap : 1024;
-        while (cap < s->rx_len + len)
-            cap *= 2;
-        if (cap > svc->cfg.max_message_size)
-            cap = svc->cfg.max_message_size;
-        char *grown = realloc(s->rx, cap);
-        if (!grown) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                             (unsigned char *)"out of memory", 13);
-            return -1;
-        }
-        s->rx = grown;
-        s->rx_cap = cap;
-    }
-    if (len) /* empty fragments are legal; memcpy from NULL is not */
-        memcpy(s->rx + s->rx_len, in, len);
-    s->rx_len += len;
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
 
@@ -341,12 +326,7 @@ static int session_receive(struct session *s, const void *in, size_t len)
         session_handle_message(s);
     else if (session_rate_limited(s, verdict) < 0)
         return -1;
-    s->rx_len = 0;
-    if (s->rx_cap > 16 * 1024) { /* give back the memory of an unusually large message */
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_cap = 0;
-    }
+    rx_consumed(&s->rx);
     return 0;
 }
 
@@ -582,7 +562,7 @@ static void session_closed(struct session *s)
         s->out_head = m->next;
         msgbuf_unref(m);
     }
-    free(s->rx);
+    rx_free(&s->rx);
     if (s->counted)
         svc->n_connections--;
     if (s->registered) {

@@ -1,0 +1,110 @@
+/* fuzz_message.c - libFuzzer target for the pure-C message path: fragment reassembly,
+ * JSON parsing, dispatch and reply building, exactly as the service thread runs them.
+ *
+ * Input: a sequence of fragments, each [flags:1][length:2 little-endian][bytes].
+ * flags bit 0: first fragment of a message; bit 1: final; bit 2: binary frame;
+ * bit 3: authentication pending; bit 4: no snapshot yet (before the first tick).
+ * A final fragment dispatches the message. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "json_writer.h"
+#include "rx_buffer.h"
+#include "snapshot.h"
+
+#define MAX_MESSAGE 4096
+
+static struct snapshot *make_snapshot(void)
+{
+    static const char *const names[] = {"pytest-run", "ruff-check", "caf\xc3\xa9", "a\"b\\c"};
+    size_t n = sizeof(names) / sizeof(names[0]);
+    struct skill_stats *skills = calloc(n, sizeof(*skills));
+    struct anomaly *anomalies = calloc(1, sizeof(*anomalies));
+    if (!skills || !anomalies)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        skills[i].name = strdup(names[i]);
+        skills[i].name_len = strlen(names[i]);
+        skills[i].total_invocations = (int64_t)(10 * (i + 1));
+        skills[i].completed_invocations = (int64_t)(9 * (i + 1));
+        skills[i].avg_duration_seconds = i ? 1.5 * (double)i : __builtin_nan("");
+        skills[i].invocation_count = (int64_t)i;
+        skills[i].avg_duration = __builtin_nan("");
+        skills[i].last_invocation_ms = i ? 1700000000000 + (int64_t)i : -1;
+        skills[i].is_anomalous = i == 0;
+    }
+    anomalies[0].skill_name = strdup(names[0]);
+    anomalies[0].skill_len = strlen(names[0]);
+    anomalies[0].deviation_score = -3.25;
+    anomalies[0].detected_ms = 1700000000000;
+    struct metrics *m = metrics_build(skills, n, anomalies, 1);
+    struct snapshot *s = m ? snapshot_new(m, 7, 1700000000000, 0, 10) : NULL;
+    if (!s)
+        abort();
+    metrics_unref(m);
+    return s;
+}
+
+static void check_reply(const jbuf *reply)
+{
+    if (reply->failed || !reply->len)
+        return;
+    const char *text = jb_text(reply);
+    /* Every reply is one JSON object of valid UTF-8. */
+    if (text[0] != '{' || text[reply->len - 1] != '}' || !utf8_valid(text, reply->len))
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct snapshot *snap;
+    struct rx_buffer rx = {0};
+
+    if (!snap)
+        snap = make_snapshot();
+    while (size >= 3) {
+        uint8_t flags = data[0];
+        size_t len = (size_t)data[1] | ((size_t)data[2] << 8);
+        data += 3;
+        size -= 3;
+        if (len > size)
+            len = size;
+        enum rx_status st = rx_append(&rx, data, len, flags & 1, (flags >> 2) & 1, MAX_MESSAGE);
+        data += len;
+        size -= len;
+        if (st != RX_OK) {
+            rx_consumed(&rx);
+            continue;
+        }
+        if (!(flags & 2))
+            continue;
+        /* A text frame's UTF-8 is validated by lws before it reaches us. */
+        if (!rx.binary && !utf8_valid(rx.data, rx.len)) {
+            rx_consumed(&rx);
+            continue;
+        }
+        struct dispatch_result res;
+        jbuf reply;
+        if (jb_init(&reply, 16, 256) < 0)
+            abort();
+        if (dispatch_message(rx.data, rx.len, rx.binary, (flags & 16) ? NULL : snap, (flags >> 3) & 1,
+                             1700000000123, &res, &reply) == 0) {
+            check_reply(&reply);
+            if (res.action == DA_SUBSCRIBE && res.skill) {
+                jbuf update;
+                if (jb_init(&update, 16, 1024) < 0)
+                    abort();
+                snapshot_write_update(snap, res.skill, res.skill_len, &update);
+                check_reply(&update);
+                jb_free(&update);
+            }
+            dispatch_result_free(&res);
+        }
+        jb_free(&reply);
+        rx_consumed(&rx);
+    }
+    rx_free(&rx);
+    return 0;
+}
