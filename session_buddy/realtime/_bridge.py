@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import os
+import resource
 import socket
 import ssl
 from collections.abc import Callable
@@ -180,6 +181,18 @@ def _effective_secret(server: Any) -> bytes | None:
     return secret
 
 
+def _raise_fd_limit(server: Any) -> None:
+    """Lift the soft RLIMIT_NOFILE toward the hard one so max_clients connections fit: lws sizes
+    its fd table from this limit when the context is created, and stops accepting near it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if server.max_clients == 0 else server.max_clients + 256
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        server.logger.debug("raised the open-file limit from %d to %d", soft, wanted)
+
+
 def _check_tls_files(server: Any) -> None:
     """Load the certificate and key once with Python's ssl module, so that a bad file raises a
     precise FileNotFoundError / ssl.SSLError from start() instead of a generic failure."""
@@ -236,6 +249,7 @@ async def start(server: Any) -> None:
         return
     secret = _effective_secret(server)
     _check_tls_files(server)
+    _raise_fd_limit(server)
     loop = asyncio.get_running_loop()
     iface, disable_ipv6 = _bind_address(server.host)
     await loop.run_in_executor(None, _ensure_database, server.db_path)
