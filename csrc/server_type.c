@@ -526,6 +526,8 @@ static PyObject *server_network_clients(ServerObject *self, PyObject *Py_UNUSED(
     struct service *svc = &self->core->service;
     pthread_mutex_lock(&svc->lock);
     for (const struct session *s = svc->sessions; s && list; s = session_next(s)) {
+        if (!session_admitted(s))
+            continue;
         const char *skill = NULL;
         size_t skill_len = 0;
         int subscribed = session_subscription(s, &skill, &skill_len);

@@ -73,9 +73,9 @@ struct service {
     int stop_requested;
     struct snapshot *pending;   /* newest snapshot the service thread has not taken yet */
     int bound_port;
-    struct session *sessions;   /* admitted clients; linked/unlinked/edited under lock */
-    size_t n_sessions;
-    size_t n_connections;       /* service thread only: sessions plus those still authenticating */
+    struct session *sessions;   /* every WebSocket connection; linked/unlinked/edited under lock */
+    size_t n_sessions;          /* of which admitted (authenticated, or no auth needed) */
+    size_t n_connections;       /* all of them, those still authenticating included */
     struct service_counters counters;
 
     /* Service thread only. */
@@ -115,7 +115,7 @@ void service_destroy(struct service *svc);
 int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                          void *in, size_t len);
 
-/* Read a registered session's fields for Python's `clients` view; call with svc->lock held
+/* Read a session's fields for Python's `clients` view; call with svc->lock held
  * (the service thread edits them only under it).  session_subscription returns 1 when
  * subscribed, with *skill NULL for all skills, or 0 after unsubscribe. */
 const struct session *session_next(const struct session *s);
@@ -124,6 +124,8 @@ const char *session_peer(const struct session *s);
 int session_subscription(const struct session *s, const char **skill, size_t *skill_len);
 /* The authenticated user ("" when authentication is off or the token named none). */
 const char *session_user_id(const struct session *s);
+/* 0 while the connection is still authenticating: not yet a client. */
+int session_admitted(const struct session *s);
 
 /* Per-connection allocation size for the protocol table (ws_protocol.c). */
 extern const size_t ws_session_size;

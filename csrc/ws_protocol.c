@@ -52,8 +52,8 @@ struct session {
     struct lws *wsi;
     uint64_t id;
     char peer[64];
-    int counted;              /* counts toward max_clients (svc->n_connections) */
-    int registered;           /* admitted: linked into svc->sessions, receives updates */
+    int counted;              /* linked into svc->sessions; counts toward max_clients */
+    int admitted;             /* authenticated (or no auth needed): listed in `clients`, gets updates */
     int auth_pending;         /* waiting for an auth message */
     int authenticated;
     char user_id[JWT_MAX_USER_ID + 1];
@@ -80,6 +80,8 @@ uint64_t session_id(const struct session *s) { return s->id; }
 const char *session_peer(const struct session *s) { return s->peer; }
 
 const char *session_user_id(const struct session *s) { return s->user_id; }
+
+int session_admitted(const struct session *s) { return s->admitted; }
 
 int session_subscription(const struct session *s, const char **skill, size_t *skill_len)
 {
@@ -270,35 +272,36 @@ static void session_handle_message(struct session *s)
 _Static_assert(RATE_LIMIT_PER_S == 20 && RATE_LIMIT_BURST == 40,
               "the rate_limited message below quotes these limits");
 
-/* Over the rate limit: drop the message and say so, or close when it has gone on too long.
- * Returns -1 when the connection must close now (reason set). */
-static int session_rate_limited(struct session *s, enum rl_verdict verdict)
+/* Over the rate limit: drop the message and say so, or close when it has gone on too long. */
+static void session_rate_limited(struct session *s, enum rl_verdict verdict)
 {
     struct service *svc = s->svc;
     if (verdict == RL_CLOSE) {
         svc->counters.closed_rate_limit++;
         sb_log(svc->events, SB_WARNING, "client %llu (%s) exceeded the rate limit for %d s: closing",
                (unsigned long long)s->id, s->peer, RATE_LIMIT_SUSTAIN_MS / 1000);
-        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                         (unsigned char *)"rate limit exceeded", 19);
-        return -1;
+        session_close_with(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+        return;
     }
     svc->counters.rate_limited_messages++;
     struct msgbuf *reply = msgbuf_new(160);
     if (!reply) {
-        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                         (unsigned char *)"out of memory", 13);
-        return -1;
+        session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
     }
     dispatch_write_error(&reply->jb, "rate_limited",
                          "too many messages: the limit is 20 per second with bursts of 40; message dropped",
                          NULL);
     session_queue_reply(s, reply);
-    return 0;
 }
 
-/* Returns -1 when the connection must be closed with the reason already set. */
-static int session_receive(struct session *s, const void *in, size_t len)
+/*
+ * One chunk of a client message.  Every close decided here goes through
+ * session_close_with (close frame from the next WRITEABLE) rather than a -1
+ * return: with permessage-deflate, lws 4.1.6 ignores what RECEIVE returns for
+ * inflated chunks, so a -1 would leave an oversized message unanswered.
+ */
+static void session_receive(struct session *s, const void *in, size_t len)
 {
     struct service *svc = s->svc;
     struct lws *wsi = s->wsi;
@@ -309,25 +312,24 @@ static int session_receive(struct session *s, const void *in, size_t len)
         break;
     case RX_TOO_LARGE:
         svc->counters.closed_too_large++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                         (unsigned char *)"message too large", 17);
-        return -1;
+        rx_consumed(&s->rx);
+        session_close_with(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return;
     case RX_NOMEM:
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                         (unsigned char *)"out of memory", 13);
-        return -1;
+        rx_consumed(&s->rx);
+        session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
     }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
-        return 0;
+        return;
 
     svc->counters.messages_received++;
     enum rl_verdict verdict = rate_limit_take(&s->rate, mono_us() / 1000);
     if (verdict == RL_ALLOW)
         session_handle_message(s);
-    else if (session_rate_limited(s, verdict) < 0)
-        return -1;
+    else
+        session_rate_limited(s, verdict);
     rx_consumed(&s->rx);
-    return 0;
 }
 
 /* One lws_write per WRITEABLE: close first, then replies, then the latest update. */
@@ -416,12 +418,8 @@ static void session_admit(struct session *s)
     }
     pthread_mutex_lock(&svc->lock);
     s->group = all;
-    s->next = svc->sessions;
-    if (svc->sessions)
-        svc->sessions->prev = s;
-    svc->sessions = s;
     svc->n_sessions++;
-    s->registered = 1;
+    s->admitted = 1;
     pthread_mutex_unlock(&svc->lock);
 
     if (s->authenticated)
@@ -520,8 +518,14 @@ static void session_established(struct session *s, struct lws *wsi, struct servi
         session_close_with(s, SB_CLOSE_TRY_AGAIN_LATER, "server full");
         return;
     }
-    s->counted = 1;
+    pthread_mutex_lock(&svc->lock);
+    s->next = svc->sessions;
+    if (svc->sessions)
+        svc->sessions->prev = s;
+    svc->sessions = s;
     svc->n_connections++;
+    s->counted = 1;
+    pthread_mutex_unlock(&svc->lock);
     svc->counters.connections_total++;
     s->id = ++svc->next_client_id;
     rate_limit_init(&s->rate, mono_us() / 1000);
@@ -563,9 +567,7 @@ static void session_closed(struct session *s)
         msgbuf_unref(m);
     }
     rx_free(&s->rx);
-    if (s->counted)
-        svc->n_connections--;
-    if (s->registered) {
+    if (s->counted) {
         pthread_mutex_lock(&svc->lock);
         if (s->prev)
             s->prev->next = s->next;
@@ -573,16 +575,19 @@ static void session_closed(struct session *s)
             svc->sessions = s->next;
         if (s->next)
             s->next->prev = s->prev;
-        svc->n_sessions--;
+        svc->n_connections--;
         struct sub_group *g = s->group;
         s->group = NULL;
+        if (s->admitted)
+            svc->n_sessions--;
         pthread_mutex_unlock(&svc->lock);
         group_leave(svc, g);
-        sb_log(svc->events, SB_INFO, "client %llu (%s) disconnected (%zu connected)",
-               (unsigned long long)s->id, s->peer, svc->n_sessions);
+        if (s->admitted)
+            sb_log(svc->events, SB_INFO, "client %llu (%s) disconnected (%zu connected)",
+                   (unsigned long long)s->id, s->peer, svc->n_sessions);
     }
     memset(s, 0, sizeof(*s));
-    if (svc->stopping && svc->n_sessions == 0)
+    if (svc->stopping && svc->n_connections == 0)
         svc->leave_loop = 1;
 }
 
@@ -697,9 +702,9 @@ static int check_origin(struct lws *wsi, struct service *svc)
 static void stop_deadline_reached(lws_sorted_usec_list_t *sul)
 {
     struct service *svc = lws_container_of(sul, struct service, stop_deadline);
-    if (svc->n_sessions)
+    if (svc->n_connections)
         sb_log(svc->events, SB_WARNING, "%zu clients did not close in time; dropping them",
-               svc->n_sessions);
+               svc->n_connections);
     svc->leave_loop = 1;
 }
 
@@ -708,7 +713,7 @@ static void begin_shutdown(struct service *svc)
     svc->stopping = 1;
     for (struct session *s = svc->sessions; s; s = s->next)
         session_close_with(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
-    if (svc->n_sessions == 0)
+    if (svc->n_connections == 0)
         svc->leave_loop = 1;
     else
         lws_sul_schedule(svc->ctx, 0, &svc->stop_deadline, stop_deadline_reached,
@@ -750,9 +755,9 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         session_established(s, wsi, svc);
         return 0;
     case LWS_CALLBACK_RECEIVE:
-        if (s->closing)
-            return 0;
-        return session_receive(s, in, len);
+        if (!s->closing) /* after a close decision, the rest of the input is ignored */
+            session_receive(s, in, len);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return session_writeable(s);
     case LWS_CALLBACK_CLOSED:

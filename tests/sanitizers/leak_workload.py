@@ -15,11 +15,20 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from session_buddy.realtime import RealTimeMetricsServer
+from session_buddy.realtime.auth import generate_token
 from session_buddy.storage import SkillsStorage
+
+SECRET = "leak-workload-secret-0123456789abcdef"
+
+
+def connect(url, **kwargs):
+    """These clients leave messages unread, so websockets stops reading its socket and would wait
+    its full close timeout for the server's close frame: keep that wait short."""
+    return ws_connect(url, close_timeout=1, **kwargs)
 
 MESSAGES = [
     {"type": "ping"},
@@ -75,6 +84,49 @@ async def one_round(db: Path) -> None:
         await ws.close()
 
 
+async def expect_closed(ws) -> None:
+    try:
+        while True:
+            await ws.recv()
+    except ConnectionClosed:
+        pass
+
+
+async def secured_round(db: Path) -> None:
+    """Authentication by each source and its failures, the Origin check, the rate limiter."""
+    server = RealTimeMetricsServer(port=0, db_path=db, update_interval=0.05, require_auth=True,
+                                   jwt_secret=SECRET, allowed_origins=["http://ok.example"])
+    await server.start()
+    token = generate_token("leak", secret=SECRET)
+    by_header = await connect(server.url, additional_headers={"Authorization": f"Bearer {token}"})
+    by_query = await connect(f"{server.url}/?token={token}")
+    by_message = await connect(server.url)
+    await by_message.send('{"type":"ping"}')  # auth_required
+    await by_message.send(json.dumps({"type": "auth", "token": token}))
+    for ws in (by_header, by_query, by_message):
+        await ws.recv()
+    bad = await connect(server.url, additional_headers={"Authorization": "Bearer a.b.c"})
+    await expect_closed(bad)
+    wrong = await connect(server.url)
+    await wrong.send(json.dumps({"type": "auth", "token": token + "x"}))
+    await expect_closed(wrong)
+    silent = await connect(server.url)  # closed by the stop, with its auth deadline still armed
+    try:
+        async with connect(server.url, origin="http://evil.example"):
+            pass
+    except Exception:  # HTTP 403
+        pass
+    for _ in range(60):  # past the burst: rate_limited replies
+        await by_header.send('{"type":"ping"}')
+    replies = 0
+    while replies < 60:  # read them, or the client stops reading its socket and its close stalls
+        if json.loads(await by_header.recv())["type"] in ("pong", "error"):
+            replies += 1
+    await server.stop()
+    for ws in (by_header, by_query, by_message, silent):
+        await ws.close()
+
+
 async def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,6 +138,7 @@ async def main() -> int:
                                          "s", completed=i % 4 != 0, duration_seconds=1.0 + i % 7)
         for _ in range(5):
             await one_round(db)
+            await secured_round(db)
     print("leak workload done")
     return 0
 
