@@ -7,7 +7,7 @@ import json
 from websockets.asyncio.client import connect
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 
-from wsutil import recv_type
+from wsutil import expect_close, recv_type
 
 
 async def test_deflate_negotiated_and_updates_decode(server) -> None:
@@ -41,3 +41,21 @@ async def test_compressed_and_plain_clients_get_the_same_update(server) -> None:
             else:
                 b = await recv_type(plain, "metrics_update", 10)
         assert a == b
+
+
+async def test_compressed_message_over_the_limit_closes_1009(server_factory) -> None:
+    """5,000 bytes inflate from a few dozen: the limit applies to the inflated message.
+    (lws ignores RECEIVE's return value for inflated data, which once let this through.)"""
+    server = await server_factory(max_message_size=4096)
+    async with connect(server.url, compression="deflate", close_timeout=2) as ws:
+        await ws.recv()
+        await ws.send("x" * 5000)
+        assert await expect_close(ws, 10) == 1009
+
+
+async def test_compressed_message_larger_than_one_chunk_is_reassembled(server) -> None:
+    """lws inflates into chunks of its rx buffer; a 20 KB message spans several."""
+    async with connect(server.url, compression="deflate") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "ping", "padding": "y" * 20000}))
+        assert (await recv_type(ws, "pong", 10))["type"] == "pong"
