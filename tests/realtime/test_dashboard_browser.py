@@ -159,3 +159,19 @@ async def test_page_reconnects_after_the_server_restarts(server_factory, seeded_
     seq = js(browser, "return document.getElementById('updated').textContent")
     await until(lambda: js(browser, "return document.getElementById('updated').textContent") != seq,
                 "updates from the new server")
+
+
+async def test_browser_client_example_fills_its_table(server_factory, seeded_db, browser) -> None:
+    """examples/browser_client.html, opened from disk, talks to the server given by ?url=."""
+    server = await server_factory(host="127.0.0.1")
+    insert_anomaly(seeded_db.path, "black", "performance_drop", 0.95, 0.4, -2.5)
+    page = Path(__file__).resolve().parents[2] / "examples" / "browser_client.html"
+    await asyncio.to_thread(browser.get, f"{page.as_uri()}?url=ws://127.0.0.1:{server.port}")
+    shown = await until(lambda: js(browser, """
+        return [...document.querySelectorAll('#top-skills tr')].map(tr => tr.dataset.skill);""") or None,
+        "the example's table")
+    assert shown == seeded_db.expected_order
+    await until(lambda: js(browser, """
+        const tr = document.querySelector('#top-skills tr[data-skill="black"]');
+        return tr && tr.className === 'anomaly' && document.querySelector('#anomalies li') !== null;"""),
+        "black highlighted as an anomaly")
