@@ -146,7 +146,7 @@
     send({type: "get_metrics", skill_name: skill});
     ui.detail.hidden = false;
     ui.back.hidden = false;
-    ui.title.textContent = "Skill";
+    ui.title.textContent = skill;
     ui.detailTitle.textContent = skill;
     renderDetailSpark();
   }
