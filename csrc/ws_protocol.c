@@ -360,8 +360,6 @@ static int session_writeable(struct session *s)
             return 0;
         }
         m->refs++;
-        if (s->sent_seq && svc->current->seq - s->sent_seq > 1)
-            svc->counters.conflated_updates += svc->current->seq - s->sent_seq - 1;
         s->sent_seq = svc->current->seq;
     } else {
         return 0;
@@ -720,6 +718,15 @@ static void begin_shutdown(struct service *svc)
                          STOP_DEADLINE_US);
 }
 
+/* A new snapshot is about to replace the current one: every subscribed client that has not
+ * been sent the current one yet (a slow reader) will never see it. */
+static void count_conflated(struct service *svc)
+{
+    for (const struct session *s = svc->sessions; s; s = s->next)
+        if (s->group && s->sent_seq != svc->current->seq)
+            svc->counters.conflated_updates++;
+}
+
 /* Wakes coalesce and can be spurious: take everything that is pending each time. */
 static void drain_mailbox(struct service *svc)
 {
@@ -730,6 +737,8 @@ static void drain_mailbox(struct service *svc)
     pthread_mutex_unlock(&svc->lock);
 
     if (s) {
+        if (svc->current)
+            count_conflated(svc);
         snapshot_unref(svc->current);
         svc->current = s;
         if (!svc->stopping && svc->vh_protocol)
