@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sqlite3
 import time
@@ -190,6 +191,7 @@ async def test_a_client_that_never_reads_stays_bounded_and_delays_nobody(server_
         baseline = rss_kib()
         arrivals = await _updates_paced(reader, 30)
         grown = rss_kib() - baseline
+        print(f"RSS growth with a stalled client: {grown} KiB")
         await stalled.aclose()
 
     # Every interval delivered to the reader, whatever the stalled client does.
@@ -197,6 +199,8 @@ async def test_a_client_that_never_reads_stays_bounded_and_delays_nobody(server_
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     assert max(gaps) < 1.5, max(gaps)
     # 150 updates of ~200 KB went unread: the server keeps at most one of them for that client.
-    assert grown < 20 * 1024, f"RSS grew by {grown} KiB"
+    # (Under `make asan` freed memory sits in ASan's quarantine, so RSS says nothing there.)
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert grown < 20 * 1024, f"RSS grew by {grown} KiB"
     text = await metrics_text(server)
     assert counter(text, "updates_conflated_total") > 50
