@@ -1,114 +1,205 @@
-"""Turn anomalies into alerts: seed Example 3 ("Alert Integration"), in Python.
+#!/usr/bin/env python3
+"""alert_monitor.py - the API doc's "Example 3: Alert Integration", in Python with `websockets`.
 
-Every anomaly in the stream raises one WARNING alert per (skill, anomaly type) while it stays
-active, and one INFO "resolved" alert when it disappears. Alerts are printed as JSON lines on
-stdout and, with --webhook, POSTed as JSON to that URL (standard library only).
+Watches the metrics stream and raises one alert per (skill, anomaly type) when an anomaly
+becomes active, and one "resolved" event when it is gone from the stream. Each event is:
 
-Usage:
-    python examples/alert_monitor.py                                  # ws://localhost:8765
-    python examples/alert_monitor.py --url ws://host:8765 --webhook https://hooks.example/alert
-    python examples/alert_monitor.py --updates 30                     # stop after 30 updates
+- a JSON line on stdout, e.g.
+  {"event": "alert", "severity": "WARNING", "skill": "mypy", "type": "performance_drop",
+   "baseline": 0.9, "observed": 0.0, "deviation": -2.85, "detected_at": "...", "timestamp": "..."}
+- a log line on stderr (WARNING for an alert, INFO when resolved);
+- with --webhook URL, the same JSON POSTed to URL (stdlib urllib, no extra dependency).
 
-Exit status: 0 after --updates or Ctrl+C; 1 when the server cannot be reached or goes away.
+    python examples/alert_monitor.py --url ws://localhost:8765
+    python examples/alert_monitor.py --skill pytest-run --webhook http://localhost:9000/hooks/alerts
+    python examples/alert_monitor.py --count 10          # stop after 10 updates (scripts, tests)
+
+A lost connection is retried with backoff (0.5 s doubling to 10 s) and alerts still active are
+not raised again. Failing to connect the first time is an error: one line, exit status 1.
+Ctrl+C (or SIGTERM) closes the connection cleanly and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import logging
+import random
+import signal
 import sys
+import urllib.error
 import urllib.request
 from typing import Any
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+try:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+except ImportError:  # pragma: no cover - said once, clearly
+    sys.exit("alert_monitor: needs the websockets package >= 13: pip install websockets")
 
-log = logging.getLogger("alert_monitor")
+__all__ = ["AlertTracker", "main"]
 
+log = logging.getLogger("session_buddy.alert_monitor")
 
-def send_alert(alert: dict[str, Any], webhook: str | None) -> None:
-    """The seed's sendAlert(): one JSON line, plus a webhook POST when configured."""
-    print(json.dumps(alert), flush=True)
-    if webhook is None:
-        return
-    request = urllib.request.Request(
-        webhook, data=json.dumps(alert).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            response.read()
-    except OSError as exc:  # a failing webhook must not stop the monitor
-        log.warning("webhook %s failed: %s", webhook, exc)
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 10.0
+
+# websockets >= 15 would route through an *_proxy environment variable; a local server never wants that.
+CONNECT_KWARGS: dict[str, Any] = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
 
 
 class AlertTracker:
-    """Which anomalies are active, so that each raises one alert, not one per update."""
+    """Turns the anomaly list of each update into alert / resolved events, once per (skill, type)."""
 
     def __init__(self) -> None:
         self.active: dict[tuple[str, str], dict[str, Any]] = {}
 
     def update(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        alerts = []
-        seen = set()
-        for anomaly in message["data"]["anomalies"]:
-            key = (anomaly["skill_name"], anomaly["anomaly_type"])
-            seen.add(key)
+        data = message.get("data") or {}
+        now = {(a["skill_name"], a["anomaly_type"]): a for a in data.get("anomalies") or []}
+        events = []
+        for key, a in now.items():
             if key not in self.active:
-                self.active[key] = anomaly
-                alerts.append({
-                    "severity": "WARNING",
-                    "skill": anomaly["skill_name"],
-                    "type": anomaly["anomaly_type"],
-                    "deviation": anomaly["deviation_score"],
-                    "baseline": anomaly["baseline_value"],
-                    "observed": anomaly["observed_value"],
-                    "timestamp": message["timestamp"],
-                })
-        for key in [k for k in self.active if k not in seen]:
-            del self.active[key]
-            alerts.append({"severity": "INFO", "skill": key[0], "type": key[1], "status": "resolved",
-                           "timestamp": message["timestamp"]})
-        return alerts
+                events.append(self._event("alert", "WARNING", a, message))
+        for key, a in self.active.items():
+            if key not in now:
+                events.append(self._event("resolved", "INFO", a, message))
+        self.active = now
+        return events
+
+    @staticmethod
+    def _event(kind: str, severity: str, a: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "event": kind,
+            "severity": severity,
+            "skill": a.get("skill_name"),
+            "type": a.get("anomaly_type"),
+            "baseline": a.get("baseline_value"),
+            "observed": a.get("observed_value"),
+            "deviation": a.get("deviation_score"),
+            "detected_at": a.get("detected_at"),
+            "timestamp": message.get("timestamp"),
+        }
 
 
-async def monitor(url: str, webhook: str | None, max_updates: int | None) -> int:
+def post_webhook(url: str, event: dict[str, Any], timeout: float = 5.0) -> None:
+    """POST one event as JSON; a failing hook is logged, never fatal."""
+    body = json.dumps(event).encode()
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "User-Agent": "session-buddy-alert-monitor"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.error("webhook %s failed: %s", url, exc)
+
+
+def _num(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "?"
+
+
+def describe(event: dict[str, Any]) -> str:
+    return (f"{event['skill']} {event['type']}: baseline {_num(event['baseline'], '.3g')} -> observed "
+            f"{_num(event['observed'], '.3g')} (z={_num(event['deviation'], '+.2f')})")
+
+
+async def emit(event: dict[str, Any], webhook: str | None) -> None:
+    print(json.dumps(event), flush=True)
+    if event["event"] == "alert":
+        log.warning("ANOMALY %s", describe(event))
+    else:
+        log.info("resolved %s", describe(event))
+    if webhook:
+        await asyncio.to_thread(post_webhook, webhook, event)
+
+
+async def monitor(args: argparse.Namespace, stop: asyncio.Event) -> int:
     tracker = AlertTracker()
-    updates = 0
-    try:
-        async with connect(url) as ws:
-            log.info("watching %s for anomalies", url)
-            async for raw in ws:
-                message = json.loads(raw)
-                if message.get("type") != "metrics_update":
-                    continue
-                for alert in tracker.update(message):
-                    await asyncio.to_thread(send_alert, alert, webhook)
-                updates += 1
-                if max_updates is not None and updates >= max_updates:
-                    return 0
-    except (OSError, InvalidHandshake, InvalidURI) as exc:
-        log.error("cannot connect to %s: %s", url, exc)
-        return 1
-    except ConnectionClosed as exc:
-        log.error("the server closed the connection: %s", exc)
-        return 1
-    log.error("the server closed the connection")
-    return 1
+    seen = 0
+    attempt = 0
+    connected_once = False
+    while not stop.is_set():
+        try:
+            async with connect(args.url, open_timeout=10, **CONNECT_KWARGS) as ws:
+                connected_once, attempt = True, 0
+                log.info("connected to %s, watching %s", args.url, args.skill or "all skills")
+                confirmed = args.skill is None  # a new connection already streams all skills
+                if args.skill is not None:
+                    await ws.send(json.dumps({"type": "subscribe", "skill_name": args.skill}))
+                stopper = asyncio.create_task(stop.wait())
+                try:
+                    while True:
+                        receiver = asyncio.create_task(ws.recv())
+                        finished, _ = await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                        if stopper in finished:
+                            receiver.cancel()
+                            await ws.close()
+                            return 0
+                        message = json.loads(receiver.result())
+                        kind = message.get("type")
+                        if kind == "subscription_confirmed":
+                            confirmed = True
+                        elif kind == "error":
+                            log.error("server error %s: %s", message.get("code"), message.get("message"))
+                        elif kind == "metrics_update" and confirmed:
+                            for event in tracker.update(message):
+                                await emit(event, args.webhook)
+                            seen += 1
+                            if args.count and seen >= args.count:
+                                await ws.close()
+                                return 0
+                finally:
+                    stopper.cancel()
+        except (OSError, InvalidHandshake, asyncio.TimeoutError, TimeoutError) as exc:
+            if not connected_once:
+                print(f"alert_monitor: cannot connect to {args.url}: {exc}", file=sys.stderr)
+                return 1
+            reason = str(exc) or type(exc).__name__
+        except ConnectionClosed as exc:
+            reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+        delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** attempt) * random.uniform(0.75, 1.25)
+        attempt += 1
+        log.warning("%s; reconnecting in %.1f s", reason, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except (asyncio.TimeoutError, TimeoutError):
+            pass
+    return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="Alert on anomalies from the session-buddy real-time server.")
-    parser.add_argument("--url", default="ws://localhost:8765")
-    parser.add_argument("--webhook", default=None, help="POST every alert as JSON to this URL")
-    parser.add_argument("--updates", type=int, default=None, metavar="N", help="stop after N updates")
-    args = parser.parse_args()
-    if args.updates is not None and args.updates < 1:
-        parser.error("--updates must be >= 1")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alert_monitor", description="Raise alerts for session-buddy skill anomalies.")
+    p.add_argument("--url", default="ws://localhost:8765", help="server URL (default ws://localhost:8765)")
+    p.add_argument("--skill", default=None, help="watch one skill only (default: all skills)")
+    p.add_argument("--count", type=int, default=0, metavar="N", help="exit after N metrics updates (default: run until stopped)")
+    p.add_argument("--webhook", default=None, metavar="URL", help="also POST every event as JSON to URL")
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+async def _main(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on this platform: Ctrl+C still ends asyncio.run
+            pass
+    return await monitor(args, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.count < 0:
+        build_parser().error("--count must be >= 0")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
     try:
-        return asyncio.run(monitor(args.url, args.webhook, args.updates))
+        return asyncio.run(_main(args))
+    except InvalidURI as exc:
+        print(f"alert_monitor: bad --url: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
 

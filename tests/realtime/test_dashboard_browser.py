@@ -1,182 +1,285 @@
-"""The dashboard at GET /, in real headless Chromium (Debian's chromium + chromedriver, driven by
-selenium): it loads from the server, shows the seeded skills, follows new invocations, highlights
-an anomaly, drills down into one skill, and reconnects after the server restarts.
+"""The dashboard at GET /, in real headless Chromium against a real server and a real SQLite file.
 
-A screenshot of the page with an anomaly goes to test-artifacts/dashboard.png.
+Every wait is an explicit poll of the page's DOM (or of the server) with a generous timeout;
+nothing sleeps a fixed time and hopes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from skills_seed import insert_anomaly, store_invocation, utc_now
-from wsutil import wait_until
+from browser import LiveServer, browser_missing, make_driver, wait_js
+from skills_seed import EXPECTED_ORDER, seed_db, store_invocation, utc_now
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# A loaded 2-core machine runs a browser slowly; these are ceilings, not expectations.
-PAGE_TIMEOUT = 30.0
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (make setup installs them)"
-)
+# A skill name that is hostile HTML: it must show as text and never run.
+HOSTILE = "<img src=x onerror=\"window.__pwned=1\">&amp;'\u00e9"
+
+ROW_SKILLS = "return Array.from(document.querySelectorAll('#skills-body tr[data-skill]')).map(r => r.dataset.skill)"
+STATUS = "return document.getElementById('status').dataset.state"
+CELL = ("const r = Array.from(document.querySelectorAll('#skills-body tr[data-skill]'))"
+        ".find(r => r.dataset.skill === arguments[0]);"
+        "return r ? r.querySelector('[data-field=\"' + arguments[1] + '\"]').dataset.value : null")
+DETAIL = ("const d = document.querySelector('#detail-metrics [data-field=\"' + arguments[0] + '\"]');"
+          "return d ? d.dataset.value : null")
+
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,900"):
-        options.add_argument(flag)
-    # Under `make asan` this process runs with the sanitizer runtime preloaded; the browser
-    # must not inherit it.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "PYTHONMALLOC")}
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=options)
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    d = make_driver(tmp_path_factory.mktemp("chromium-profile"))
     try:
-        yield driver
+        yield d
     finally:
-        driver.quit()
+        d.quit()
 
 
-async def until(check: Callable[[], Any], what: str, timeout: float = PAGE_TIMEOUT) -> Any:
-    """Poll a browser-side check from the asyncio loop (which keeps serving the server)."""
+@pytest.fixture
+def live() -> Iterator[list[LiveServer]]:
+    """Servers a test starts; every one still running is stopped at teardown."""
+    started: list[LiveServer] = []
+    yield started
+    for s in reversed(started):
+        s.stop()
+
+
+def serve(live: list[LiveServer], db: Path, **kwargs: Any) -> LiveServer:
+    server = LiveServer(db, **kwargs)
+    live.append(server)
+    return server.start()
+
+
+def open_dashboard(driver: Any, server: LiveServer, path: str = "/") -> None:
+    driver.get(server.http_url + path)
+    wait_js(driver, STATUS + " === 'live'", message="status live")
+
+
+def cell(driver: Any, skill: str, field: str) -> str | None:
+    return driver.execute_script(CELL, skill, field)
+
+
+def detail(driver: Any, field: str) -> str | None:
+    return driver.execute_script(DETAIL, field)
+
+
+def wait_equal(driver: Any, body: str, *args: Any, want: Any, timeout: float = 30.0, message: str = "") -> None:
+    """Poll the function `body` (called with `args`) until it returns `want`."""
+    wait_js(driver, "const want = arguments[arguments.length - 1];"
+                    "return (function () {" + body + "}).apply(null, arguments) === want",
+            *args, want, timeout=timeout, message=message or f"{args} == {want!r}")
+
+
+def wait_cell(driver: Any, skill: str, field: str, want: str, timeout: float = 30.0) -> None:
+    wait_equal(driver, CELL, skill, field, want=want, timeout=timeout, message=f"row {skill}: {field} == {want}")
+
+
+def wait_detail(driver: Any, field: str, want: str, timeout: float = 30.0) -> None:
+    wait_equal(driver, DETAIL, field, want=want, timeout=timeout, message=f"drill-down {field} == {want}")
+
+
+def poll(predicate: Any, timeout: float = 20.0, message: str = "condition") -> None:
+    """Poll a Python-side condition (e.g. the server's view of its clients)."""
     deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await asyncio.to_thread(check)
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value {last!r}")
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(0.05)
 
 
-def js(driver: Any, script: str) -> Any:
-    return driver.execute_script(script)
+def severe_console_entries(driver: Any) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
 
-def rows(driver: Any) -> list[dict[str, Any]]:
-    return js(driver, """
-        return [...document.querySelectorAll('#skills tbody tr')].map(tr => ({
-            skill: tr.dataset.skill, count: tr.cells[2].textContent,
-            anomalous: tr.classList.contains('anomalous'),
-            spark: tr.querySelector('polyline') ? tr.querySelector('polyline').getAttribute('points') : ''}));""")
+def http_get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.headers.get("content-type", ""), r.read()
 
 
-def status(driver: Any) -> str:
-    return js(driver, "return document.getElementById('status').dataset.state")
+def test_page_loads_and_shows_the_seeded_skills(driver, live, tmp_path: Path) -> None:
+    db = seed_db(tmp_path / "skills.db")
+    store_invocation(db.path, HOSTILE, db.now - timedelta(minutes=30))
+    server = serve(live, db.path)
+
+    for path, ctype in (("/", "text/html"), ("/app.js", "text/javascript"), ("/style.css", "text/css"),
+                        ("/favicon.svg", "image/svg+xml")):
+        status, got, body = http_get(server.http_url + path)
+        assert status == 200 and got.startswith(ctype) and body, path
+    page = http_get(server.http_url + "/")[2].decode()
+    assert "http://" not in page.replace('"http://www.w3.org', "") and "https://" not in page  # offline: nothing external
+
+    open_dashboard(driver, server)
+    assert driver.title.startswith("Session-Buddy")
+    # (1 in 24 h, 1 in total) ranks after black (2, 2) and before old-skill (0, 3).
+    expected = EXPECTED_ORDER[:-1] + [HOSTILE, EXPECTED_ORDER[-1]]
+    wait_js(driver, ROW_SKILLS + ".join('\\n') === arguments[0]", "\n".join(expected),
+            message=f"rows {expected}")
+
+    for skill in EXPECTED_ORDER:
+        e = db.expected_entry(skill)
+        assert cell(driver, skill, "invocation_count") == str(e["invocation_count"]), skill
+        assert cell(driver, skill, "invocation_count_1h") == str(e["invocation_count_1h"]), skill
+        assert cell(driver, skill, "last_invocation_at") == e["last_invocation_at"], skill
+    ranks = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#skills-body tr[data-skill] td[data-field=rank]')).map(t => t.textContent)")
+    assert ranks == [str(i) for i in range(1, len(expected) + 1)]
+    assert driver.execute_script(CELL, "old-skill", "invocation_count") == "0"
+
+    # The hostile name is text: shown verbatim, no element made of it, no script run.
+    shown = driver.execute_script(
+        "const r = Array.from(document.querySelectorAll('#skills-body tr[data-skill]')).find(r => r.dataset.skill === arguments[0]);"
+        "return [r.querySelector('.skill-name').textContent, r.querySelectorAll('img').length]", HOSTILE)
+    assert shown == [HOSTILE, 0]
+    assert driver.execute_script("return document.querySelectorAll('img').length + (window.__pwned ? 100 : 0)") == 0
+
+    assert driver.execute_script("return document.getElementById('kpi-skills').textContent") == str(len(expected))
+    assert int(driver.execute_script("return document.getElementById('seq').dataset.value")) >= 0
+    assert driver.execute_script("return document.querySelectorAll('#skills-body tr.anomalous').length") == 0
+    assert driver.execute_script("return document.querySelector('#anomalies li.empty') !== null")
+    assert severe_console_entries(driver) == []  # no script error, no missing file
 
 
-async def open_page(driver: Any, server: Any) -> None:
-    await asyncio.to_thread(driver.get, f"http://127.0.0.1:{server.port}/")
+def test_theme_toggle_follows_the_system_then_persists(driver, live, tmp_path: Path) -> None:
+    server = serve(live, seed_db(tmp_path / "skills.db").path)
+    open_dashboard(driver, server)
+    driver.execute_script("localStorage.removeItem('sb-theme'); location.reload()")
+    wait_js(driver, STATUS + " === 'live'")
+    background = "return getComputedStyle(document.body).backgroundColor"
+    before = driver.execute_script(background)
+    assert driver.execute_script("return document.documentElement.getAttribute('data-theme')") is None
+    driver.find_element("id", "theme-toggle").click()
+    theme = driver.execute_script("return document.documentElement.getAttribute('data-theme')")
+    assert theme in ("light", "dark")
+    assert driver.execute_script(background) != before
+    driver.refresh()
+    wait_js(driver, STATUS + " === 'live'")
+    assert driver.execute_script("return document.documentElement.getAttribute('data-theme')") == theme
+    assert driver.execute_script(background) != before
+    driver.execute_script("localStorage.removeItem('sb-theme')")  # leave the profile as found
 
 
-async def test_page_shows_the_seeded_skills_and_follows_new_invocations(server_factory, seeded_db, browser) -> None:
-    server = await server_factory(host="127.0.0.1")
-    await open_page(browser, server)
-    assert await asyncio.to_thread(lambda: browser.title) == "Session-Buddy · live skills"
-    await until(lambda: status(browser) == "live", "the live status")
-    shown = await until(lambda: [r["skill"] for r in rows(browser)] or None, "skill rows")
-    assert shown == seeded_db.expected_order
+def test_rows_update_when_invocations_are_written_then_go_stale(driver, live, tmp_path: Path) -> None:
+    db = seed_db(tmp_path / "skills.db")
+    server = serve(live, db.path)
+    open_dashboard(driver, server)
+    wait_cell(driver, "mypy", "invocation_count", "4")
+    first_seq = int(driver.execute_script("return document.getElementById('seq').dataset.value"))
 
-    before = {r["skill"]: r["count"] for r in rows(browser)}["black"]
-    for _ in range(3):
-        store_invocation(seeded_db.path, "black", utc_now(), completed=True, duration=1.0)
-    await until(lambda: {r["skill"]: r["count"] for r in rows(browser)}["black"] == str(int(before) + 3),
-                "black's 24 h count to grow by 3")
-    # Sparklines fill in from successive updates.
-    await until(lambda: all(r["spark"] for r in rows(browser)), "a sparkline on every row")
+    now = utc_now()
+    for i in range(3):
+        store_invocation(db.path, "mypy", now - timedelta(seconds=5 * i), completed=True, duration=2.0)
+    # mypy: 7 in 24 h (3 in the last hour), 7 in total -> ahead of pytest-run (6, 8).
+    wait_cell(driver, "mypy", "invocation_count", "7")
+    wait_cell(driver, "mypy", "invocation_count_1h", "3")
+    wait_js(driver, ROW_SKILLS + "[0] === 'mypy'", message="mypy ranked first")
+    assert driver.execute_script(ROW_SKILLS)[:3] == ["mypy", "pytest-run", "ruff-check"]
+    assert int(driver.execute_script("return document.getElementById('seq').dataset.value")) > first_seq
+    # The sparkline grew from the updates the page received.
+    wait_js(driver, "const s = document.querySelector('#skills-body tr[data-skill=\"mypy\"] svg.sparkline');"
+                    "return Number(s.dataset.points) >= 3 && s.querySelector('polyline') !== null",
+            message="a drawn sparkline")
+
+    # The DB disappears: the server keeps broadcasting the last figures with stale: true.
+    os.remove(db.path)
+    wait_js(driver, STATUS + " === 'stale'", message="status stale")
+    assert driver.execute_script("return document.getElementById('stale-banner').hidden") is False
+    assert cell(driver, "mypy", "invocation_count") == "7"
 
 
-async def test_injected_anomaly_is_highlighted_with_its_z_score(server_factory, seeded_db, browser) -> None:
-    server = await server_factory(host="127.0.0.1")
-    await open_page(browser, server)
-    await until(lambda: status(browser) == "live", "the live status")
-    insert_anomaly(seeded_db.path, "mypy", "performance_drop", 0.8, 0.3, -2.8)
+def test_an_injected_anomaly_is_highlighted_and_drills_down(driver, live, tmp_path: Path) -> None:
+    db = seed_db(tmp_path / "skills.db")
+    now = utc_now()
+    for i in range(10):  # baseline: 9 of 10 completed, three hours ago
+        store_invocation(db.path, "deploy", now - timedelta(hours=3, minutes=i), completed=i != 0, duration=3.0)
+    server = serve(live, db.path)
+    open_dashboard(driver, server)
+    wait_cell(driver, "deploy", "invocation_count", "10")
+    assert driver.execute_script("return document.querySelectorAll('#skills-body tr.anomalous').length") == 0
 
-    item = await until(lambda: js(browser, """
-        const li = document.querySelector('#anomalies li[data-skill="mypy"]');
-        return li && {text: li.textContent, type: li.dataset.type};"""), "the anomaly in the list")
+    for i in range(3):  # now every run fails: z = (0 - 0.9) / std(baseline) = -2.85
+        store_invocation(db.path, "deploy", now - timedelta(minutes=i), completed=False)
+    wait_js(driver, "return document.querySelector('#skills-body tr[data-skill=\"deploy\"]').classList.contains('anomalous')",
+            message="deploy row highlighted")
+    item = wait_js(driver, """
+        const li = document.querySelector('#anomalies li[data-skill="deploy"]');
+        return li && {type: li.dataset.type, z: Number(li.dataset.z), text: li.textContent}""",
+                   message="deploy in the anomalies panel")
     assert item["type"] == "performance_drop"
-    assert "z -2.80" in item["text"] and "baseline 80.0% → observed 30.0%" in item["text"]
-    assert js(browser, "return document.getElementById('anomaly-count').textContent") == "1"
-    await until(lambda: any(r["skill"] == "mypy" and r["anomalous"] for r in rows(browser)),
-                "mypy's row highlighted")
-    assert not any(r["anomalous"] for r in rows(browser) if r["skill"] != "mypy")
+    assert abs(item["z"] - (0 - 0.9) / (0.9 * 0.1 * 10 / 9) ** 0.5) < 1e-6
+    assert "z \u22122.85" in item["text"] and "90%" in item["text"] and "\u2192 0%" in item["text"]
+    assert driver.execute_script("return document.querySelectorAll('#skills-body tr.anomalous').length") == 1
+    assert driver.execute_script("return document.getElementById('kpi-anomalies').textContent") == "1"
 
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "dashboard.png"
-    assert await asyncio.to_thread(browser.save_screenshot, str(shot))
-    assert shot.stat().st_size > 10_000
+    assert driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+
+    # Drill down from the anomalies panel: subscribe + get_metrics for deploy.
+    driver.find_element("css selector", '#anomalies li[data-skill="deploy"] button').click()
+    wait_js(driver, "return document.getElementById('detail').dataset.skill === 'deploy' && !document.getElementById('detail').hidden")
+    assert driver.execute_script("return document.getElementById('overview').hidden") is True
+    wait_detail(driver, "completed_invocations", "9")  # only metrics_response carries this one
+    assert detail(driver, "total_invocations") == "13"
+    assert detail(driver, "invocation_count_1h") == "3"
+    assert detail(driver, "is_anomalous") == "true"
+    assert driver.execute_script("return document.getElementById('detail-title').textContent") == "deploy"
+    assert "#skill=deploy" in driver.current_url
+
+    # Its own live updates keep coming: a new run shows up in the drill-down.
+    store_invocation(db.path, "deploy", utc_now(), completed=False)
+    wait_detail(driver, "total_invocations", "14")
+
+    driver.find_element("id", "back").click()
+    wait_js(driver, ROW_SKILLS + ".length === 7", message="all skills again")
+    assert driver.execute_script("return document.getElementById('detail').hidden") is True
+    assert driver.current_url.endswith("/")
 
 
-async def test_drill_down_subscribes_to_one_skill_and_shows_get_metrics(server_factory, seeded_db, browser) -> None:
-    server = await server_factory(host="127.0.0.1")
-    await open_page(browser, server)
-    await until(lambda: len(rows(browser)) == len(seeded_db.expected_order), "all rows")
-    js(browser, "document.querySelector('#skills tbody tr[data-skill=\"ruff-check\"]').click()")
+def test_reconnects_after_a_restart_and_keeps_the_drill_down(driver, live, tmp_path: Path) -> None:
+    db = seed_db(tmp_path / "skills.db")
+    first = serve(live, db.path)
+    open_dashboard(driver, first)
+    wait_cell(driver, "ruff-check", "invocation_count", "4")
+    driver.find_element("css selector", '#skills-body tr[data-skill="ruff-check"]').click()
+    wait_detail(driver, "invocation_count_24h", "4")
+    assert first.subscriptions() == ["ruff-check"]
 
-    await until(lambda: [r["skill"] for r in rows(browser)] == ["ruff-check"], "only ruff-check listed")
-    fields = await until(lambda: js(browser, """
-        if (document.getElementById('detail').hidden) return null;
-        const out = {};
-        for (const dt of document.querySelectorAll('#detail-fields dt')) out[dt.textContent] = dt.nextSibling.textContent;
-        return Object.keys(out).length ? out : null;"""), "the get_metrics details")
-    expected = seeded_db.expected_entry("ruff-check")
-    assert fields["invocations, all time"] == str(expected["total_invocations"])
-    assert fields["invocations, 24 h"] == str(expected["invocation_count"])
-    assert fields["anomalous"] == "no"
-    # The server sees the subscription too.
-    await wait_until(lambda: [c.subscription_skill for c in server.clients] == ["ruff-check"],
-                     message="the page subscribed to ruff-check")
-
-    js(browser, "document.getElementById('back').click()")
-    await until(lambda: len(rows(browser)) == len(seeded_db.expected_order), "all skills again")
-    await wait_until(lambda: [(c.subscribed, c.subscription_skill) for c in server.clients] == [(True, None)],
-                     message="the page subscribed to all skills")
-
-
-async def test_page_reconnects_after_the_server_restarts(server_factory, seeded_db, browser) -> None:
-    first = await server_factory(host="127.0.0.1")
     port = first.port
-    await open_page(browser, first)
-    await until(lambda: status(browser) == "live", "the live status")
-    await first.stop()
-    await until(lambda: status(browser) == "reconnecting", "the reconnecting status")
+    first.stop()
+    wait_js(driver, STATUS + " === 'reconnecting'", message="status reconnecting")
+    assert driver.execute_script(DETAIL, "invocation_count_24h") == "4"  # the last figures stay up
 
-    second = await server_factory(host="127.0.0.1", port=port)
-    await until(lambda: status(browser) == "live", "live again on the new server")
-    await wait_until(lambda: len(second.clients) == 1, message="the page connected to the new server")
-    seq = js(browser, "return document.getElementById('updated').textContent")
-    await until(lambda: js(browser, "return document.getElementById('updated').textContent") != seq,
-                "updates from the new server")
+    second = serve(live, db.path, port=port)
+    wait_js(driver, STATUS + " === 'live'", timeout=40, message="status live again")
+    # The page re-applied its drill-down subscription on the new connection.
+    poll(lambda: second.subscriptions() == ["ruff-check"], message="the subscription re-applied")
+
+    now = utc_now()
+    store_invocation(db.path, "ruff-check", now, completed=True, duration=0.5)
+    store_invocation(db.path, "ruff-check", now - timedelta(seconds=1), completed=True, duration=0.5)
+    wait_detail(driver, "invocation_count_24h", "6")  # data flows after the restart
+
+    driver.find_element("id", "back").click()
+    wait_js(driver, ROW_SKILLS + ".length === 6", message="all skills again")
+    poll(lambda: second.subscriptions() == [None], message="subscribed to all skills again")
 
 
-async def test_browser_client_example_fills_its_table(server_factory, seeded_db, browser) -> None:
-    """examples/browser_client.html, opened from disk, talks to the server given by ?url=."""
-    server = await server_factory(host="127.0.0.1")
-    insert_anomaly(seeded_db.path, "black", "performance_drop", 0.95, 0.4, -2.5)
-    page = Path(__file__).resolve().parents[2] / "examples" / "browser_client.html"
-    await asyncio.to_thread(browser.get, f"{page.as_uri()}?url=ws://127.0.0.1:{server.port}")
-    shown = await until(lambda: js(browser, """
-        return [...document.querySelectorAll('#top-skills tr')].map(tr => tr.dataset.skill);""") or None,
-        "the example's table")
-    assert shown == seeded_db.expected_order
-    await until(lambda: js(browser, """
-        const tr = document.querySelector('#top-skills tr[data-skill="black"]');
-        return tr && tr.className === 'anomaly' && document.querySelector('#anomalies li') !== null;"""),
-        "black highlighted as an anomaly")
+def test_the_browser_client_example_shows_the_skills(driver, live, tmp_path: Path) -> None:
+    db = seed_db(tmp_path / "skills.db")
+    server = serve(live, db.path)
+    page = (ROOT / "examples" / "browser_client.html").as_uri() + "?url=" + server.ws_url
+    driver.get(page)
+    wait_js(driver, "return Array.from(document.querySelectorAll('#skills tr[data-skill]')).map(r => r.dataset.skill).join('\\n') === arguments[0]",
+            "\n".join(EXPECTED_ORDER), message="the example's table")
+    counts = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#skills tr[data-skill]')).map(r => r.children[1].textContent)")
+    assert counts == [str(db.expected_entry(s)["invocation_count"]) for s in EXPECTED_ORDER]

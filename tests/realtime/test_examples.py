@@ -1,107 +1,181 @@
-"""The examples/ clients against a real server: the Node.js client and the Python alert script.
-(The browser example runs in tests/realtime/test_dashboard_browser.py.)"""
+"""The examples as a user runs them: real subprocesses against a real server on a real SQLite file."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import shutil
+import signal
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from skills_seed import insert_anomaly
+from skills_seed import EXPECTED_ORDER, create_db, store_invocation, utc_now
+from wsutil import client_url, free_port
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+NODE_CLIENT = ROOT / "examples" / "node_client.js"
+ALERT_MONITOR = ROOT / "examples" / "alert_monitor.py"
 NODE = shutil.which("node")
+RUN_TIMEOUT = 30.0
+
+# The drop test_analytics uses: a 9-in-10 baseline three hours ago, then three failures now.
+DROP_Z = (0.0 - 0.9) / math.sqrt(10 * 0.9 * 0.1 / 9)
 
 
-async def run(*cmd: str, timeout: float = 60) -> tuple[int, str, str]:
+async def run(*argv: str | Path, timeout: float = RUN_TIMEOUT) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *map(str, argv), cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (asyncio.TimeoutError, TimeoutError):
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"{argv} still running after {timeout} s") from None
     return proc.returncode, out.decode(), err.decode()
 
 
-def node_has_ws() -> bool:
-    return Path("/usr/share/nodejs/ws").exists()
+async def run_node(*args: str) -> tuple[int, str, str]:
+    if NODE is None:
+        pytest.skip("node is not installed")
+    rc, out, err = await run(NODE, NODE_CLIENT, *args)
+    if rc == 2 and "'ws' package is missing" in err:
+        pytest.skip("the Node 'ws' package is not installed (npm install ws, or apt install node-ws)")
+    return rc, out, err
 
 
-needs_node = pytest.mark.skipif(not NODE or not node_has_ws(),
-                                reason="needs node and Debian's node-ws (make setup installs them)")
+def update_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("#")]
 
 
-@needs_node
-async def test_node_client_prints_updates_and_exits(server, seeded_db) -> None:
-    code, out, err = await run(NODE, str(EXAMPLES / "node_client.js"), server.url, "--count", "2")
-    assert code == 0, err
-    lines = out.splitlines()
-    assert lines[0] == f"connected to {server.url}"
-    updates = [line for line in lines if line.startswith("#")]
-    assert len(updates) == 2
-    first_skill = seeded_db.expected_order[0]
-    assert all(f" {first_skill} " in line for line in updates)
+async def test_node_client_prints_count_updates_and_exits_zero(server, seeded_db) -> None:
+    rc, out, err = await run_node(client_url(server), "--count", "2")
+    assert rc == 0, err
+    assert out.splitlines()[0].startswith(f"connected to {client_url(server)} (protocol 1.0)")
+    lines = update_lines(out)
+    assert len(lines) == 2, out
+    seqs = [int(line.split()[0][1:]) for line in lines]
+    assert seqs[0] < seqs[1]
+    for line in lines:
+        parts = line.split("  ", 1)[1].split(" | ")
+        assert [p.split()[0] for p in parts] == EXPECTED_ORDER
+        e = seeded_db.expected_entry("pytest-run")  # 6 in 24 h, 5 of them completed, 2.6 s mean
+        rate = round(e["completed_count"] / e["invocation_count"] * 100)
+        assert parts[0] == f"pytest-run {e['invocation_count']}/24h {rate}% {e['avg_duration']:.1f}s"
 
 
-@needs_node
-async def test_node_client_follows_one_skill(server) -> None:
-    code, out, err = await run(NODE, str(EXAMPLES / "node_client.js"), server.url, "black", "--count", "2")
-    assert code == 0, err
-    updates = [line for line in out.splitlines() if line.startswith("#")]
-    assert "subscribed to black" in out
-    assert len(updates) == 2 and all(" black " in u and "pytest-run" not in u for u in updates)
+async def test_node_client_watches_one_skill(server, seeded_db) -> None:
+    rc, out, err = await run_node(client_url(server), "mypy", "--count", "2")
+    assert rc == 0, err
+    assert "watching mypy" in out
+    lines = update_lines(out)
+    assert len(lines) == 2
+    for line in lines:  # only mypy, never the all-skills form sent before the confirmation
+        assert line.split("  ", 1)[1] == "mypy 4/24h 75% 10.0s"
 
 
-@needs_node
-async def test_node_client_reports_an_unreachable_server(unused_tcp_port) -> None:
-    code, _, err = await run(NODE, str(EXAMPLES / "node_client.js"), f"ws://127.0.0.1:{unused_tcp_port}")
-    assert code == 1
-    assert "cannot talk to" in err and len(err.strip().splitlines()) == 1
+async def test_node_client_connection_failure_is_one_line_and_nonzero() -> None:
+    rc, out, err = await run_node(f"ws://127.0.0.1:{free_port()}", "--count", "1")
+    assert rc == 1
+    assert err.strip().splitlines() == [err.strip()]
+    assert err.startswith("node_client: cannot connect to ws://127.0.0.1:")
+
+
+def anomaly_db(path: Path) -> Path:
+    create_db(path)
+    now = utc_now()
+    for i in range(10):
+        store_invocation(path, "mypy", now - timedelta(hours=3, minutes=i), completed=i != 0, duration=3.0)
+    for i in range(3):
+        store_invocation(path, "mypy", now - timedelta(minutes=2 + i), completed=False)
+    return path
+
+
+def events(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+async def test_alert_monitor_alerts_once_per_active_anomaly(server_factory, tmp_path: Path) -> None:
+    server = await server_factory(db_path=anomaly_db(tmp_path / "own" / "skills.db"))
+    rc, out, err = await run(sys.executable, ALERT_MONITOR, "--url", client_url(server), "--count", "4")
+    assert rc == 0, err
+    got = events(out)
+    assert len(got) == 1, got  # four updates carry the anomaly; one alert
+    alert = got[0]
+    assert {k: alert[k] for k in ("event", "severity", "skill", "type")} == {
+        "event": "alert", "severity": "WARNING", "skill": "mypy", "type": "performance_drop"}
+    assert math.isclose(alert["deviation"], DROP_Z, rel_tol=1e-9)
+    assert math.isclose(alert["baseline"], 0.9, rel_tol=1e-9) and alert["observed"] == 0
+    assert alert["detected_at"].endswith("Z") and alert["timestamp"].endswith("Z")
+    assert "WARNING ANOMALY mypy performance_drop: baseline 0.9 -> observed 0 (z=-2.85)" in err
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: list[dict[str, Any]]
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append(  # type: ignore[attr-defined]
+            {"content_type": self.headers.get("Content-Type"), "event": json.loads(body)})
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, *args: object) -> None:
+    def log_message(self, *args: Any) -> None:
         pass
 
 
-async def test_alert_script_alerts_once_per_active_anomaly_and_calls_the_webhook(server, seeded_db) -> None:
-    insert_anomaly(seeded_db.path, "mypy", "performance_drop", 0.8, 0.3, -2.8)
-    hook = HTTPServer(("127.0.0.1", 0), _Hook)
-    _Hook.received = []
-    thread = threading.Thread(target=hook.serve_forever, daemon=True)
+@pytest.fixture
+def webhook() -> Iterator[ThreadingHTTPServer]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    httpd.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+async def test_alert_monitor_resolves_posts_the_webhook_and_stops_on_ctrl_c(
+    server_factory, tmp_path: Path, webhook: ThreadingHTTPServer
+) -> None:
+    db = anomaly_db(tmp_path / "own" / "skills.db")
+    server = await server_factory(db_path=db)
+    hook_url = f"http://127.0.0.1:{webhook.server_address[1]}/alerts"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ALERT_MONITOR), "--url", client_url(server), "--webhook", hook_url, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
     try:
-        code, out, err = await run(
-            sys.executable, str(EXAMPLES / "alert_monitor.py"), "--url", server.url, "--updates", "5",
-            "--webhook", f"http://127.0.0.1:{hook.server_port}/alert",
-        )
+        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), RUN_TIMEOUT))
+        assert (first["event"], first["skill"], first["type"]) == ("alert", "mypy", "performance_drop")
+
+        now = utc_now()
+        for i in range(30):  # enough completed runs to bring the current mean back to the baseline
+            store_invocation(db, "mypy", now - timedelta(seconds=i), completed=True, duration=3.0)
+        second = json.loads(await asyncio.wait_for(proc.stdout.readline(), RUN_TIMEOUT))
+        assert (second["event"], second["severity"], second["skill"], second["type"]) == (
+            "resolved", "INFO", "mypy", "performance_drop")
+
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), RUN_TIMEOUT) == 0
+        rest = (await proc.stdout.read()).decode()
+        err = (await proc.stderr.read()).decode()
     finally:
-        hook.shutdown()
-        hook.server_close()
-    assert code == 0, err
-    alerts = [json.loads(line) for line in out.splitlines()]
-    # Five updates carry the anomaly (it may appear from the second on); it alerts once.
-    assert len(alerts) == 1, alerts
-    alert = alerts[0]
-    assert (alert["severity"], alert["skill"], alert["type"]) == ("WARNING", "mypy", "performance_drop")
-    assert alert["deviation"] == pytest.approx(-2.8)
-    assert _Hook.received == alerts
-
-
-async def test_alert_script_reports_an_unreachable_server(unused_tcp_port) -> None:
-    code, out, err = await run(sys.executable, str(EXAMPLES / "alert_monitor.py"),
-                               "--url", f"ws://127.0.0.1:{unused_tcp_port}")
-    assert code == 1 and out == ""
-    assert "cannot connect" in err
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert rest == ""  # nothing raised twice
+    assert "Traceback" not in err and "INFO resolved mypy performance_drop" in err
+    # emit() awaits each POST before the monitor looks at the stop signal, so both are in by now.
+    assert [r["event"] for r in webhook.received] == [first, second]  # type: ignore[attr-defined]
+    assert {r["content_type"] for r in webhook.received} == {"application/json"}  # type: ignore[attr-defined]
