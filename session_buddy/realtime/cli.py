@@ -20,7 +20,8 @@ DESCRIPTION = """\
 Stream live skill metrics from a session-buddy database over WebSocket.
 
 Clients connect to ws://HOST:PORT and receive a JSON `metrics_update` every
-interval (see docs/realtime/WEBSOCKET_SERVER.md for the protocol).
+interval (see docs/realtime/WEBSOCKET_SERVER.md for the protocol). The same port
+serves a live dashboard at http://HOST:PORT/, /healthz and /metrics (Prometheus).
 SIGINT (Ctrl+C) or SIGTERM stops the server cleanly.
 """
 
@@ -30,9 +31,9 @@ examples:
   session-buddy-realtime --port 0               pick a free port; the URL is printed
   session-buddy-realtime --demo                 write synthetic traffic, with an anomaly after a minute
   session-buddy-realtime --host 0.0.0.0 --db ~/.session-buddy/skills.db --interval 2
-  SESSION_BUDDY_JWT_SECRET=... session-buddy-realtime --auth --tls-cert cert.pem --tls-key key.pem \
-      --allowed-origin https://dash.example.com
-                                                serve wss:// to authenticated clients only
+  session-buddy-realtime --host 0.0.0.0 --auth --tls-cert cert.pem --tls-key key.pem
+                                                wss:// for clients with a JWT signed with
+                                                SESSION_BUDDY_JWT_SECRET
 
 environment:
   SESSION_BUDDY_JWT_SECRET     the HS256 secret --auth verifies tokens with (required with --auth)
@@ -129,7 +130,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
         demo = DemoTraffic(server.db_path)
         demo.start()
-    print(f"serving {server.url} (database {server.db_path})", flush=True)
+    dashboard = server.url.replace("ws", "http", 1) + "/"
+    print(f"serving {server.url} (database {server.db_path}; dashboard {dashboard})", flush=True)
     try:
         await stop.wait()
     finally:
