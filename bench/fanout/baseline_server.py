@@ -244,7 +244,10 @@ def watch_stdin(loop: asyncio.AbstractEventLoop, server: BaselineServer) -> None
             ticks = server.tick_seconds
             print("STATS " + json.dumps({"ticks": len(ticks), "tick_seconds": ticks[-200:]}), flush=True)
 
-    loop.add_reader(sys.stdin.fileno(), on_line)
+    try:
+        loop.add_reader(sys.stdin.fileno(), on_line)
+    except OSError:  # stdin is a regular file or /dev/null: no commands
+        pass
 
 
 async def amain(args: argparse.Namespace) -> int:

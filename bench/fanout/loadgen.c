@@ -10,7 +10,16 @@
  * connection has had an update), then a measurement window of --duration seconds that starts
  * half an interval after a tick's first arrival, so the window's edges fall between ticks.
  * With --marks, "MARK start" / "MARK end" lines on stdout let a harness sample the server's
- * /proc counters at the window's edges.  The last stdout line is one JSON object.
+ * /proc counters at the window's edges.
+ *
+ * --coordinated (used by run_fanout.py, which runs several of these as shards): after the
+ * warm-up, print "READY {json}" and wait for "GO <start_ns> <end_ns>" (CLOCK_MONOTONIC, which
+ * is system-wide) on stdin, so every shard measures the same window; the result then lists
+ * each tick's first/last arrival and count so the harness can merge shards by seq.
+ *
+ * The last stdout line is one JSON object.  Messages lost = gaps in a connection's seq
+ * sequence; dropped = connections the server closed after the handshake; failed = never
+ * established.  Pings are answered with pongs.
  *
  * Build: gcc -O2 -Wall -Wextra -o loadgen loadgen.c -lcrypto
  */

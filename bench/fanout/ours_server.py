@@ -71,7 +71,10 @@ async def amain(args: argparse.Namespace) -> int:
             busy_python(float(parts[1]))
             print("BUSY_DONE", flush=True)
 
-    loop.add_reader(sys.stdin.fileno(), on_line)
+    try:
+        loop.add_reader(sys.stdin.fileno(), on_line)
+    except OSError:  # stdin is a regular file or /dev/null: no commands
+        pass
     print(f"LISTENING {server.port}", flush=True)
     await stop.wait()
     await server.stop()

@@ -291,11 +291,22 @@ def run_load(kind: str, n: int, window: float, ctx: Context, *, busy: float = 0.
             s.send(f"GO {start} {end}")
         time.sleep(max(0.0, (start - time.monotonic_ns()) / 1e9))
         u0 = sample(srv.p.pid)
-        if busy:
-            time.sleep(busy_at)
-            srv.send(f"busy {busy}")
-        time.sleep(max(0.0, (end - time.monotonic_ns()) / 1e9))
-        u1 = sample(srv.p.pid)
+        busy_due = time.monotonic() + busy_at if busy else None
+        per_second = []  # server CPU in each second of the window: shows bursts (keepalive, GC)
+        prev, t_prev = u0, time.monotonic()
+        while time.monotonic_ns() < end:
+            if busy_due is not None and time.monotonic() >= busy_due:
+                srv.send(f"busy {busy}")
+                busy_due = None
+            step = min(1.0, (end - time.monotonic_ns()) / 1e9)
+            if busy_due is not None:
+                step = min(step, max(0.0, busy_due - time.monotonic()))
+            time.sleep(max(0.0, step))
+            if time.monotonic() - t_prev >= 0.99 or time.monotonic_ns() >= end:
+                cur, t_cur = sample(srv.p.pid), time.monotonic()
+                per_second.append((cur.cpu_ns - prev.cpu_ns) / 1e9 / max(1e-9, t_cur - t_prev))
+                prev, t_prev = cur, t_cur
+        u1 = prev
         results = []
         for s in shards:
             line = s.expect("{", window + 120)
@@ -305,7 +316,10 @@ def run_load(kind: str, n: int, window: float, ctx: Context, *, busy: float = 0.
         for s in shards:
             s.kill()
         srv.stop()
-    return summarize(kind, n, window, ready, results, idle, u0, u1, start, end, alive)
+    out = summarize(kind, n, window, ready, results, idle, u0, u1, start, end, alive)
+    out["cpu_peak_1s"] = max(per_second, default=0.0)
+    out["cpu_per_second"] = [round(x, 3) for x in per_second]
+    return out
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -385,18 +399,19 @@ def fmt(v: Any, spec: str = ".1f") -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| server | N | conn/s | spread p50 (ms) | spread p99 (ms) | updates/s | server CPU (%) "
-            "| CPU/msg (µs) | RSS/conn (KiB) | lost | dropped | failed |")
-    out = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    head = ("| server | N | conn/s | spread p50 (ms) | spread p99 (ms) | updates/s | msg bytes "
+            "| server CPU % (avg / peak 1 s) | CPU/msg (µs) | RSS/conn (KiB) | lost | dropped | failed |")
+    out = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r.get("aborted"):
             out.append(f"| {LABELS.get(r['server'], r['server'])} | {r['clients']:,} | - | - | - | - | - | - | - "
-                       f"| - | - | {r['failed']:,} |")
+                       f"| - | - | - | {r['failed']:,} (setup) |")
             continue
         out.append(
             f"| {LABELS.get(r['server'], r['server'])} | {r['clients']:,} | {fmt(r['connect_rate'], ',.0f')} "
             f"| {fmt(r['spread_p50_ms'], '.2f')} | {fmt(r['spread_p99_ms'], '.2f')} "
-            f"| {r['updates_per_s']:.2f} | {r['cpu_util'] * 100:.1f} | {fmt(r['cpu_us_per_msg'], '.2f')} "
+            f"| {r['updates_per_s']:.2f} | {fmt(r['bytes'] / r['messages'] if r['messages'] else None, '.0f')} "
+            f"| {r['cpu_util'] * 100:.1f} / {r.get('cpu_peak_1s', 0) * 100:.0f} | {fmt(r['cpu_us_per_msg'], '.2f')} "
             f"| {fmt(r['rss_per_conn_kib'], '.2f')} | {r['lost']:,} | {r['dropped']:,} | {r['failed']:,} |")
     return "\n".join(out)
 
