@@ -1,0 +1,573 @@
+"""Fan-out benchmark: our C server against the pure-Python original, Node `ws` and the syscall floor.
+
+    python3 bench/fanout/run_fanout.py            # full run (about 15 minutes)
+    python3 bench/fanout/run_fanout.py --quick    # N = 100 and 1,000, short windows, no 60 s hold
+
+One command builds the C programs (gcc -O2), prepares the skills DB (analytics_bench's builder,
+cached under bench/.data/), captures one real metrics_update from our server (the bytes the
+floor and Node send), then, for each server in turn and a fresh server process per run:
+
+1. starts it pinned to CPU 0 and waits until it is ready and has built a first snapshot;
+   its VmRSS then is the idle baseline;
+2. starts the load generator (loadgen.c) pinned to CPU 1, split into shards of at most
+   SHARD_MAX connections (one process may hold at most RLIMIT_NOFILE descriptors), each shard
+   on its own 127.0.0.x source address;
+3. once every shard is connected and has seen an update, picks one measurement window that
+   starts half an interval after a tick (between ticks) and tells every shard;
+4. samples the server's CPU time (/proc/PID/task/*/schedstat, in ns; /proc/PID/stat
+   utime+stime kept as a cross-check) and VmRSS at the window's edges;
+5. merges the shards' per-seq arrival times: spread = last arrival - first arrival per tick.
+
+Then the largest N each server holds for 60 s (descending ladder, first success wins) and the
+GIL benchmark (a main thread busy in pure Python for 5 s inside our server's process, and
+inside the pure-Python server's).  Prints Markdown tables and writes every raw figure to
+bench/.data/fanout/results-<time>.json.  All traffic stays on 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import queue
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BENCH = HERE.parent
+ROOT = BENCH.parent
+OUT = BENCH / ".data" / "fanout"
+sys.path.insert(0, str(BENCH))
+
+SERVER_CPU = 0
+LOADGEN_CPU = 1
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NODE_PATH = "/usr/share/nodejs"
+SERVERS = ("ours", "python", "node", "floor")
+LABELS = {
+    "ours": "ours (C ext, lws)",
+    "python": "pure-Python (websockets)",
+    "node": "Node ws",
+    "floor": "floor (C, send() loop)",
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- build and data ----------------------------------------------------------------------------
+
+
+def build_c() -> dict[str, Path]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    bins = {}
+    for name in ("loadgen", "floor_server"):
+        out = OUT / name
+        cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(HERE / f"{name}.c"), "-lcrypto"]
+        subprocess.run(cmd, check=True)
+        bins[name] = out
+    return bins
+
+
+def ensure_extension() -> None:
+    probe = [sys.executable, "-c", "import session_buddy.realtime._core"]
+    if subprocess.run(probe, cwd=ROOT, capture_output=True).returncode != 0:
+        log("building the extension in place (python3 setup.py -q build_ext --inplace)")
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+def prepare_db(rows: int, skills: int, days: int) -> Path:
+    from analytics_bench import build_db
+
+    work = build_db(rows, skills, days)  # the cached DB, copied fresh to bench/.data/work.db
+    db = OUT / "fanout.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.move(str(work), db)
+    return db
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nofile_hard() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def raise_nofile(want: int) -> int:
+    """Raise RLIMIT_NOFILE as far as allowed (needs CAP_SYS_RESOURCE beyond the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+        return want
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+
+
+# ---- processes -----------------------------------------------------------------------------------
+
+
+def _pinned(cpu: int):
+    def setup() -> None:
+        os.sched_setaffinity(0, {cpu})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return setup
+
+
+class Proc:
+    """A child process whose stdout lines are collected by a thread."""
+
+    def __init__(self, cmd: list[str], cpu: int, env: dict[str, str] | None = None,
+                 stderr_path: Path | None = None) -> None:
+        self.stderr_file = open(stderr_path, "ab") if stderr_path else subprocess.DEVNULL
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=self.stderr_file, preexec_fn=_pinned(cpu), env=env,
+                                  cwd=ROOT, text=True, bufsize=1)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        """The next stdout line starting with prefix (other lines are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {prefix!r} line within {timeout:.0f} s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"process exited (status {self.p.wait()}) before {prefix!r}")
+            if line.startswith(prefix):
+                return line
+
+    def send(self, line: str) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        if self.stderr_file is not subprocess.DEVNULL:
+            self.stderr_file.close()
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        if self.stderr_file is not subprocess.DEVNULL:
+            self.stderr_file.close()
+
+
+@dataclass
+class Usage:
+    cpu_ns: int
+    cpu_ticks: int
+    rss_kib: int
+
+
+def sample(pid: int) -> Usage:
+    cpu_ns = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                cpu_ns += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that just exited
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    return Usage(cpu_ns, ticks, rss)
+
+
+def server_cmd(kind: str, port: int, ctx: "Context") -> tuple[list[str], dict[str, str] | None]:
+    iv = str(ctx.interval)
+    if kind == "ours":
+        return [sys.executable, str(HERE / "ours_server.py"), "--host", "127.0.0.1", "--port", str(port),
+                "--db", str(ctx.db), "--interval", iv], None
+    if kind in ("python", "python-broadcast"):
+        cmd = [sys.executable, str(HERE / "baseline_server.py"), "--host", "127.0.0.1", "--port", str(port),
+               "--db", str(ctx.db), "--interval", iv]
+        return cmd + (["--broadcast"] if kind == "python-broadcast" else []), None
+    if kind == "node":
+        env = dict(os.environ, NODE_PATH=NODE_PATH)
+        return ["node", str(HERE / "node_server.js"), "--host", "127.0.0.1", "--port", str(port),
+                "--snapshot", str(ctx.snapshot), "--interval", iv], env
+    if kind == "floor":
+        return [str(ctx.bins["floor_server"]), "--host", "127.0.0.1", "--port", str(port),
+                "--snapshot", str(ctx.snapshot), "--interval", iv, "--max-fds", str(ctx.nofile)], None
+    raise ValueError(kind)
+
+
+@dataclass
+class Context:
+    bins: dict[str, Path]
+    db: Path
+    snapshot: Path
+    interval: float
+    nofile: int
+    shard_max: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def start_server(kind: str, ctx: Context) -> tuple[Proc, int]:
+    port = free_port()
+    cmd, env = server_cmd(kind, port, ctx)
+    srv = Proc(cmd, SERVER_CPU, env, OUT / f"{kind}.stderr.log")
+    try:
+        srv.expect("LISTENING", 60)
+    except Exception:
+        srv.kill()
+        raise
+    return srv, port
+
+
+# ---- one measured run --------------------------------------------------------------------------
+
+
+def run_load(kind: str, n: int, window: float, ctx: Context, *, busy: float = 0.0, busy_at: float = 2.0,
+             abort_on_fail: bool = False, setup_timeout: float = 240.0) -> dict[str, Any]:
+    """Start a fresh server, drive it with n clients, measure one window; returns the figures."""
+    srv, port = start_server(kind, ctx)
+    shards: list[Proc] = []
+    try:
+        time.sleep(ctx.interval * 1.5)  # a tick or so with nobody connected
+        idle = sample(srv.p.pid)
+        k = max(1, math.ceil(n / ctx.shard_max))
+        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        for i, size in enumerate(sizes):
+            cmd = [str(ctx.bins["loadgen"]), "--host", "127.0.0.1", "--port", str(port), "--clients", str(size),
+                   "--interval", str(ctx.interval), "--duration", str(window), "--coordinated",
+                   "--grace", str(max(2.0, 2 * ctx.interval)), "--setup-timeout", str(setup_timeout),
+                   "--warmup-timeout", "30", "--source-base", str(1 + i * 10), "--label", f"{kind}-{n}-{i}"]
+            shards.append(Proc(cmd, LOADGEN_CPU, None, OUT / "loadgen.stderr.log"))
+        ready = [json.loads(s.expect("READY", setup_timeout + 60).split(" ", 1)[1]) for s in shards]
+        failed = sum(r["failed"] for r in ready)
+        if abort_on_fail and failed:
+            return {"server": kind, "clients": n, "aborted": True, "failed": failed,
+                    "established": sum(r["established"] for r in ready),
+                    "first_failure": next((r["first_failure"] for r in ready if r["first_failure"]), "")}
+        latest = max((r["last_tick_first_ns"] for r in ready), default=0) or time.monotonic_ns()
+        start = latest + int(ctx.interval * 0.5e9)
+        while start < time.monotonic_ns() + 300_000_000:
+            start += int(ctx.interval * 1e9)
+        end = start + int(window * 1e9)
+        for s in shards:
+            s.send(f"GO {start} {end}")
+        time.sleep(max(0.0, (start - time.monotonic_ns()) / 1e9))
+        u0 = sample(srv.p.pid)
+        busy_due = time.monotonic() + busy_at if busy else None
+        per_second = []  # server CPU in each second of the window: shows bursts (keepalive, GC)
+        prev, t_prev = u0, time.monotonic()
+        while time.monotonic_ns() < end:
+            if busy_due is not None and time.monotonic() >= busy_due:
+                srv.send(f"busy {busy}")
+                busy_due = None
+            step = min(1.0, (end - time.monotonic_ns()) / 1e9)
+            if busy_due is not None:
+                step = min(step, max(0.0, busy_due - time.monotonic()))
+            time.sleep(max(0.0, step))
+            if time.monotonic() - t_prev >= 0.99 or time.monotonic_ns() >= end:
+                cur, t_cur = sample(srv.p.pid), time.monotonic()
+                per_second.append((cur.cpu_ns - prev.cpu_ns) / 1e9 / max(1e-9, t_cur - t_prev))
+                prev, t_prev = cur, t_cur
+        u1 = prev
+        results = []
+        for s in shards:
+            line = s.expect("{", window + 120)
+            results.append(json.loads(line))
+        alive = srv.p.poll() is None
+    finally:
+        for s in shards:
+            s.kill()
+        srv.stop()
+    out = summarize(kind, n, window, ready, results, idle, u0, u1, start, end, alive)
+    out["cpu_peak_1s"] = max(per_second, default=0.0)
+    out["cpu_per_second"] = [round(x, 3) for x in per_second]
+    return out
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def summarize(kind: str, n: int, window: float, ready: list[dict], results: list[dict], idle: Usage,
+              u0: Usage, u1: Usage, start: int, end: int, alive: bool) -> dict[str, Any]:
+    ticks: dict[int, list[int]] = {}
+    for r in results:
+        for seq, first, last, count in r["tick_list"]:
+            t = ticks.setdefault(seq, [first, last, 0])
+            t[0] = min(t[0], first)
+            t[1] = max(t[1], last)
+            t[2] += count
+    established = sum(r["established"] for r in results)
+    dropped = sum(r["dropped"] for r in results)
+    open_conns = established - dropped
+    in_window = [t for t in ticks.values() if start <= t[0] < end]
+    spreads = [(t[1] - t[0]) / 1e6 for t in in_window]
+    messages = sum(r["messages"] for r in results)
+    setup_start = min(r["setup_start_ns"] for r in results)
+    last_est = max(r["last_established_ns"] for r in results)
+    cpu_us = (u1.cpu_ns - u0.cpu_ns) / 1e3
+    stat_us = (u1.cpu_ticks - u0.cpu_ticks) * 1e6 / CLK_TCK
+    return {
+        "server": kind,
+        "clients": n,
+        "established": established,
+        "failed": sum(r["failed"] for r in results),
+        "dropped": dropped,
+        "connect_rate": established / ((last_est - setup_start) / 1e9) if last_est > setup_start else None,
+        "window_s": window,
+        "ticks": len(in_window),
+        "updates_per_s": len(in_window) / window,
+        "incomplete_ticks": sum(1 for t in in_window if t[2] < open_conns),
+        "spread_p50_ms": pct(spreads, 50),
+        "spread_p99_ms": pct(spreads, 99),
+        "spread_max_ms": max(spreads) if spreads else None,
+        "messages": messages,
+        "bytes": sum(r["bytes"] for r in results),
+        "lost": sum(r["lost"] for r in results),
+        "starved": sum(r["starved"] for r in results),
+        "max_gap_ms": max(r["max_gap_ms"] for r in results),
+        "server_cpu_s": cpu_us / 1e6,
+        "server_cpu_stat_s": stat_us / 1e6,
+        "cpu_us_per_msg": cpu_us / messages if messages else None,
+        "cpu_us_per_msg_stat": stat_us / messages if messages else None,
+        "cpu_util": cpu_us / 1e6 / window,
+        "rss_idle_kib": idle.rss_kib,
+        "rss_kib": u1.rss_kib,
+        "rss_per_conn_kib": (u1.rss_kib - idle.rss_kib) / open_conns if open_conns else None,
+        "server_alive": alive,
+        "pings_answered": sum(r["pings_answered"] for r in results),
+        "first_failure": next((r["first_failure"] for r in results if r["first_failure"]), ""),
+        "shards": len(results),
+    }
+
+
+def held(r: dict[str, Any]) -> bool:
+    return (not r.get("aborted") and r["established"] == r["clients"] and r["dropped"] == 0
+            and r["failed"] == 0 and r["server_alive"] and r["ticks"] > 0)
+
+
+# ---- output --------------------------------------------------------------------------------------
+
+
+def fmt(v: Any, spec: str = ".1f") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec)
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| server | N | conn/s | spread p50 (ms) | spread p99 (ms) | updates/s | msg bytes "
+            "| server CPU % (avg / peak 1 s) | CPU/msg (µs) | RSS/conn (KiB) | lost | dropped | failed |")
+    out = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("aborted"):
+            out.append(f"| {LABELS.get(r['server'], r['server'])} | {r['clients']:,} | - | - | - | - | - | - | - "
+                       f"| - | - | - | {r['failed']:,} (setup) |")
+            continue
+        out.append(
+            f"| {LABELS.get(r['server'], r['server'])} | {r['clients']:,} | {fmt(r['connect_rate'], ',.0f')} "
+            f"| {fmt(r['spread_p50_ms'], '.2f')} | {fmt(r['spread_p99_ms'], '.2f')} "
+            f"| {r['updates_per_s']:.2f} | {fmt(r['bytes'] / r['messages'] if r['messages'] else None, '.0f')} "
+            f"| {r['cpu_util'] * 100:.1f} / {r.get('cpu_peak_1s', 0) * 100:.0f} | {fmt(r['cpu_us_per_msg'], '.2f')} "
+            f"| {fmt(r['rss_per_conn_kib'], '.2f')} | {r['lost']:,} | {r['dropped']:,} | {r['failed']:,} |")
+    return "\n".join(out)
+
+
+def find(rows: list[dict[str, Any]], kind: str, n: int) -> dict[str, Any] | None:
+    for r in rows:
+        if r["server"] == kind and r["clients"] == n and not r.get("aborted") and not r.get("hold"):
+            return r
+    return None
+
+
+def targets(rows: list[dict[str, Any]], holds: dict[str, dict[str, Any]], gil: dict[str, Any]) -> list[str]:
+    out = []
+    ours = find(rows, "ours", 10000)
+    if ours:
+        out.append(f"- 10,000 clients, spread p99 {fmt(ours['spread_p99_ms'], '.2f')} ms (target <= 30 ms)")
+        for kind, want, word in (("floor", 1.5, "<="), ("python", 20, ">="), ("node", 3, ">=")):
+            other = find(rows, kind, 10000)
+            if other and other["cpu_us_per_msg"] and ours["cpu_us_per_msg"]:
+                ratio = ours["cpu_us_per_msg"] / other["cpu_us_per_msg"] if kind == "floor" else \
+                    other["cpu_us_per_msg"] / ours["cpu_us_per_msg"]
+                what = "ours / floor" if kind == "floor" else f"{kind} / ours"
+                out.append(f"- CPU per message at 10,000, {what}: {ratio:.2f}x (target {word} {want}x)")
+    for kind, r in holds.items():
+        if r:
+            out.append(f"- {LABELS.get(kind, kind)}: held {r['clients']:,} for {r['window_s']:.0f} s, "
+                       f"RSS {fmt(r['rss_per_conn_kib'], '.2f')} KiB/conn above idle, "
+                       f"{r['dropped']} dropped, {r['lost']} lost")
+        else:
+            out.append(f"- {LABELS.get(kind, kind)}: held none of the ladder")
+    for kind, r in gil.items():
+        out.append(f"- GIL, {LABELS.get(kind, kind)}: longest gap {r['max_gap_ms']:.0f} ms "
+                   f"(interval {r['interval'] * 1000:.0f} ms, main thread busy {r['busy_s']:.0f} s)")
+    return out
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+def capture_snapshot(ctx: Context) -> Path:
+    """One real metrics_update from our server on the bench DB: the bytes the floor and Node send."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    srv, port = start_server("ours", ctx)
+    try:
+        async def grab() -> str:
+            async with connect(f"ws://127.0.0.1:{port}", proxy=None) as ws:
+                while True:
+                    msg = await asyncio.wait_for(ws.recv(), 30)
+                    if isinstance(msg, str) and '"type":"metrics_update"' in msg:
+                        return msg
+
+        text = asyncio.run(grab())
+    finally:
+        srv.stop()
+    ctx.snapshot.write_text(text + "\n")
+    return ctx.snapshot
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="N = 100 and 1,000 only, 5 s windows, no hold runs")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma list of " + ",".join(SERVERS)
+                        + " (and python-broadcast)")
+    parser.add_argument("--clients", default="100,1000,10000", help="N values for the main table")
+    parser.add_argument("--window", type=float, default=10.0, help="measurement window per run, s")
+    parser.add_argument("--hold", type=float, default=60.0, help="window of the largest-N runs, s (0 = skip)")
+    parser.add_argument("--max-clients", type=int, default=50000,
+                        help="top of the hold ladder (capped by RLIMIT_NOFILE, see the output)")
+    parser.add_argument("--gil-busy", type=float, default=5.0, help="seconds of busy Python (0 = skip)")
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skills", type=int, default=200)
+    parser.add_argument("--days", type=int, default=30)
+    args = parser.parse_args()
+    if args.quick:
+        args.clients, args.window, args.hold = "100,1000", 5.0, 0.0
+
+    started = time.monotonic()
+    kinds = [k for k in args.servers.split(",") if k]
+    ns = [int(x) for x in args.clients.split(",") if x]
+    nofile = raise_nofile(max(args.max_clients, max(ns)) + 1024)
+    bins = build_c()
+    ensure_extension()
+    db = prepare_db(args.rows, args.skills, args.days)
+    ctx = Context(bins=bins, db=db, snapshot=OUT / "snapshot.json", interval=args.interval, nofile=nofile,
+                  shard_max=min(10000, nofile - 256))
+    capture_snapshot(ctx)
+    snap_len = len(ctx.snapshot.read_bytes()) - 1
+    server_cap = nofile - 100  # a server process holds at most RLIMIT_NOFILE descriptors
+    log(f"RLIMIT_NOFILE {nofile}; snapshot {snap_len} bytes; {os.cpu_count()} CPUs")
+    if server_cap < args.max_clients:
+        log(f"note: one process may hold at most {nofile} descriptors (hard limit; raising it needs "
+            f"CAP_SYS_RESOURCE), so the hold ladder starts at {server_cap:,}, not {args.max_clients:,}")
+
+    rows: list[dict[str, Any]] = []
+    holds: dict[str, dict[str, Any] | None] = {}
+    gil: dict[str, dict[str, Any]] = {}
+    try:
+        for kind in kinds:
+            for n in ns:
+                log(f"[{time.monotonic() - started:5.0f} s] {kind} N={n:,}")
+                r = run_load(kind, n, args.window, ctx)
+                rows.append(r)
+                log(table([r]).splitlines()[-1])
+        if args.hold > 0:
+            top = min(args.max_clients, server_cap)
+            ladder = sorted({x for x in (top, 15000, 10000, 5000, 2000, 1000) if x <= top}, reverse=True)
+            for kind in kinds:
+                holds[kind] = None
+                for n in ladder:
+                    log(f"[{time.monotonic() - started:5.0f} s] hold {kind} N={n:,} for {args.hold:.0f} s")
+                    r = run_load(kind, n, args.hold, ctx, abort_on_fail=True)
+                    r["hold"] = True
+                    rows.append(r)
+                    log(table([r]).splitlines()[-1])
+                    if held(r):
+                        holds[kind] = r
+                        break
+        if args.gil_busy > 0:
+            for kind in [k for k in ("ours", "python") if k in kinds]:
+                log(f"[{time.monotonic() - started:5.0f} s] GIL {kind}: main thread busy {args.gil_busy:.0f} s")
+                r = run_load(kind, 10, args.gil_busy + 5 * args.interval + 2, ctx, busy=args.gil_busy,
+                             busy_at=2.0)
+                r.update(interval=args.interval, busy_s=args.gil_busy, gil=True)
+                gil[kind] = r
+                log(f"  longest gap {r['max_gap_ms']:.0f} ms")
+    finally:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        raw = {"argv": sys.argv, "nofile": nofile, "snapshot_bytes": snap_len, "cpus": os.cpu_count(),
+               "rows": rows, "gil": gil}
+        (OUT / f"results-{stamp}.json").write_text(json.dumps(raw, indent=1))
+        log(f"raw results: {OUT / f'results-{stamp}.json'}")
+
+    main_rows = [r for r in rows if not r.get("hold")]
+    print(f"\nsnapshot {snap_len} bytes, interval {args.interval} s, window {args.window:.0f} s, "
+          f"server on CPU {SERVER_CPU}, load generator on CPU {LOADGEN_CPU}\n")
+    print(table(main_rows))
+    hold_rows = [r for r in rows if r.get("hold")]
+    if hold_rows:
+        print(f"\nLargest N held for {args.hold:.0f} s (descending ladder, first success wins):\n")
+        print(table(hold_rows))
+    if gil:
+        print("\nGIL: 10 clients; the server process's main thread runs pure Python for "
+              f"{args.gil_busy:.0f} s inside the window\n")
+        print("| server | interval (ms) | longest gap between updates (ms) | updates in window |")
+        print("|---|---:|---:|---:|")
+        for kind, r in gil.items():
+            print(f"| {LABELS[kind]} | {r['interval'] * 1000:.0f} | {r['max_gap_ms']:.0f} | {r['ticks']} |")
+    print("\nTargets:\n")
+    print("\n".join(targets(rows, {k: v for k, v in holds.items()}, gil)))
+    print(f"\ntotal time {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
