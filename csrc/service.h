@@ -84,6 +84,7 @@ struct service {
     int thread_started;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    const struct lws_protocols *vh_protocol; /* the vhost's copy, needed for fan-out */
     struct snapshot *current;
     struct sub_group *groups;   /* distinct subscriptions, each with its cached message */
     uint64_t next_client_id;
