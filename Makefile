@@ -13,7 +13,7 @@ INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
 
-.PHONY: setup system-packages fuzz-packages run test asan bench fuzz fuzz-message fuzz-jwt clean
+.PHONY: setup system-packages fuzz-packages run test asan bench bench-fanout fuzz fuzz-message fuzz-jwt clean
 
 setup: system-packages $(EXTENSION)
 
@@ -50,6 +50,11 @@ test: setup
 ## The analytics benchmark of docs/PERFORMANCE.md (builds a 1,000,000-row DB once, cached in bench/.data).
 bench: setup
 	$(PY) bench/analytics_bench.py $(ARGS)
+
+## The fan-out benchmark of docs/PERFORMANCE.md: ours, pure-Python, Node ws and a C floor, driven by
+## one C load generator (about 15 minutes; ARGS=--quick for a short smoke run).
+bench-fanout: setup
+	$(PY) bench/fanout/run_fanout.py $(ARGS)
 
 ## Run the whole suite against an ASan+UBSan build of the extension, then a leak-checked workload
 ## under LeakSanitizer; restore the normal build afterwards. Fails on any report involving csrc/.
