@@ -324,7 +324,16 @@ size_t ticker_tick_stats(struct ticker *t, uint32_t *out, size_t max, uint64_t *
     return n;
 }
 
-/* Read the DB; on failure reuse the last good figures and mark the tick stale. */
+static int stop_requested(struct ticker *t)
+{
+    pthread_mutex_lock(&t->lock);
+    int stop = t->stop;
+    pthread_mutex_unlock(&t->lock);
+    return stop;
+}
+
+/* Read the DB; on failure reuse the last good figures and mark the tick stale.  NULL when the
+ * read failed because stop() interrupted it: that is no outage, and nobody needs the result. */
 static struct snapshot *build_snapshot(struct ticker *t)
 {
     char err[512] = "";
@@ -332,6 +341,9 @@ static struct snapshot *build_snapshot(struct ticker *t)
     int64_t started = mono_us();
     struct metrics *m = read_metrics(t, now, err, sizeof(err));
     int stale = 0;
+
+    if (!m && stop_requested(t))
+        return NULL;
 
     record_tick(t, mono_us() - started, now, m != NULL);
     if (m) {

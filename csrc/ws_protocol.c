@@ -19,6 +19,9 @@
 
 /* Replies other than metrics_update may queue up to this much per client (SPEC section 4). */
 #define MAX_QUEUED_REPLY_BYTES (64 * 1024)
+/* A client closed by the server gets this long to take its close frame; one that does not
+ * read never gets the writable callback that sends it, so lws then drops the connection. */
+#define CLOSE_GRACE_S 5
 /* stop() must finish promptly even when clients do not read their close frame. */
 #define STOP_DEADLINE_US (1500 * LWS_US_PER_MS)
 /* A client with no token in its handshake has this long to send {"type":"auth"}. */
@@ -186,6 +189,7 @@ static void session_close_with(struct session *s, uint16_t code, const char *rea
     s->close_code = code;
     s->close_reason = reason;
     lws_callback_on_writable(s->wsi);
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, CLOSE_GRACE_S);
 }
 
 /* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008. */

@@ -280,3 +280,32 @@ async def test_auth_env_false_values_do_not_enable_auth(server_factory, monkeypa
         assert hello["authenticated"] is False
     finally:
         await ws.close()
+
+
+async def test_stop_during_a_tick_logs_no_database_error(tmp_path, caplog) -> None:
+    """stop() interrupts a DB read in progress; that is no outage and must not log one."""
+    import random
+    import sqlite3
+
+    from session_buddy.realtime import RealTimeMetricsServer
+    from skills_seed import create_db, iso_ms, utc_now
+
+    db = create_db(tmp_path / "big.db")
+    now = iso_ms(utc_now())
+    con = sqlite3.connect(db)
+    with con:
+        con.executemany(
+            "INSERT INTO skill_invocation (skill_name, invoked_at, session_id, completed, duration_seconds,"
+            " created_at) VALUES (?, ?, 's', 1, 1.0, ?)",
+            ((f"skill-{i % 50}", now, now) for i in range(200_000)),
+        )
+    con.close()
+    caplog.set_level(logging.WARNING, logger="session_buddy.realtime")
+    rng = random.Random(7)
+    for _ in range(12):
+        server = RealTimeMetricsServer(host="127.0.0.1", port=0, db_path=db, update_interval=0.05)
+        await server.start()
+        await asyncio.sleep(rng.uniform(0, 0.6))
+        await server.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []

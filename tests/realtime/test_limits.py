@@ -5,6 +5,7 @@ checks that well-behaved clients keep their pace, and that /metrics counted what
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -17,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from rawws import RawWebSocket
+from rawws import OP_TEXT, RawWebSocket, encode_frame
 from skills_seed import create_db, iso_ms, utc_now
 from test_http_routes import get, samples
 from wsutil import CONNECT_KWARGS, expect_close, recv_json, recv_type, recv_updates, wait_until
@@ -204,3 +205,45 @@ async def test_a_client_that_never_reads_stays_bounded_and_delays_nobody(server_
         assert grown < 20 * 1024, f"RSS grew by {grown} KiB"
     text = await metrics_text(server)
     assert counter(text, "updates_conflated_total") > 50
+
+
+# ---- a client whose replies pile up -----------------------------------------------------------
+
+
+async def _silent_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket client with a 4 KiB receive buffer (set before connect, so the kernel cannot
+    auto-tune it) that reads nothing after the handshake."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def test_a_client_closed_for_its_reply_queue_leaves_promptly(server, client_factory) -> None:
+    """Replies over 64 KiB close the client with 1008. It does not read, so it never takes the
+    close frame: the server must still drop it within its close grace, not at keepalive."""
+    bystander = await client_factory(server)
+    pace = asyncio.create_task(_updates_paced(bystander, 12))
+    reader, writer = await _silent_client(server.port)
+    try:
+        writer.write(encode_frame(OP_TEXT, b'{"type":"unsubscribe"}'))
+        request = encode_frame(OP_TEXT, json.dumps({"type": "get_metrics", "skill_name": "n" * 60_000}).encode())
+        deadline = time.monotonic() + 30
+        while counter(await metrics_text(server), "connections_closed_total", "slow_consumer") == 0:
+            assert time.monotonic() < deadline, "the reply queue never overflowed"
+            writer.write(request * 5)  # 5 per 0.3 s: under the rate limit
+            await asyncio.sleep(0.3)
+        decided = time.monotonic()
+        await wait_until(lambda: len(server.clients) == 1, timeout=15, message="the slow client to leave")
+        assert time.monotonic() - decided < 10
+    finally:
+        writer.transport.abort()
+    arrivals = await pace
+    assert max(b - a for a, b in zip(arrivals, arrivals[1:])) < 1.5
