@@ -91,6 +91,7 @@ struct service {
     int stopping;
     int leave_loop;
     lws_sorted_usec_list_t stop_deadline;
+    lws_sorted_usec_list_t keepalive;  /* one timer for every connection's pings */
 };
 
 /* Copy cfg (taking ownership of cfg->iface) and start the thread, then wait
@@ -110,6 +111,9 @@ void service_request_stop(struct service *svc);
 
 /* Join the thread (after service_request_stop) and free everything. */
 void service_destroy(struct service *svc);
+
+/* Start the keepalive scan (ws_protocol.c); on the service thread, once the context exists. */
+void ws_keepalive_start(struct service *svc);
 
 /* The callback of the one protocol (ws_protocol.c). */
 int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,

@@ -19,6 +19,11 @@
 
 /* Replies other than metrics_update may queue up to this much per client (SPEC section 4). */
 #define MAX_QUEUED_REPLY_BYTES (64 * 1024)
+/* Keepalive (SPEC section 2): a ping after 20 s without a pong, a drop 20 s after an
+ * unanswered ping.  One scan a second covers every connection. */
+#define KEEPALIVE_PING_MS 20000
+#define KEEPALIVE_PONG_MS 20000
+#define KEEPALIVE_SCAN_US (1 * LWS_US_PER_SEC)
 /* A client closed by the server gets this long to take its close frame; one that does not
  * read never gets the writable callback that sends it, so lws then drops the connection. */
 #define CLOSE_GRACE_S 5
@@ -62,6 +67,9 @@ struct session {
     char user_id[JWT_MAX_USER_ID + 1];
     lws_sorted_usec_list_t auth_deadline;
     struct rate_limit rate;
+    int64_t next_ping_ms;     /* monotonic: when to ping, unless a ping is out */
+    int64_t ping_sent_ms;     /* monotonic: the unanswered ping's time, or 0 */
+    int ping_due;             /* a ping waits for WRITEABLE */
     int closing;
     uint16_t close_code;
     const char *close_reason;
@@ -189,7 +197,9 @@ static void session_close_with(struct session *s, uint16_t code, const char *rea
     s->close_code = code;
     s->close_reason = reason;
     lws_callback_on_writable(s->wsi);
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, CLOSE_GRACE_S);
+    /* (On stop, the service's own deadline covers every connection at once.) */
+    if (!s->svc->stopping)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, CLOSE_GRACE_S);
 }
 
 /* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008. */
@@ -350,6 +360,17 @@ static int session_writeable(struct session *s)
     msgbuf_unref(s->inflight);
     s->inflight = NULL;
 
+    if (s->ping_due) {
+        /* lws 4.1.6 reports no RECEIVE_PONG for an empty pong: give the ping a payload. */
+        unsigned char ping[LWS_PRE + 2];
+        memcpy(ping + LWS_PRE, "ka", 2);
+        s->ping_due = 0;
+        if (lws_write(s->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        if (s->out_head || (s->group && svc->current && s->sent_seq != svc->current->seq))
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
     if (s->out_head) {
         m = s->out_head;
         s->out_head = m->next;
@@ -531,6 +552,7 @@ static void session_established(struct session *s, struct lws *wsi, struct servi
     svc->counters.connections_total++;
     s->id = ++svc->next_client_id;
     rate_limit_init(&s->rate, mono_us() / 1000);
+    s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS;
 
     if (!svc->cfg.jwt_secret) {
         session_admit(s);
@@ -699,6 +721,43 @@ static int check_origin(struct lws *wsi, struct service *svc)
     return 1;
 }
 
+/* ---- keepalive ---- */
+
+static void keepalive_scan(lws_sorted_usec_list_t *sul)
+{
+    struct service *svc = lws_container_of(sul, struct service, keepalive);
+    int64_t now = mono_us() / 1000;
+
+    for (struct session *s = svc->sessions; s; s = s->next) {
+        if (s->closing)
+            continue;
+        if (s->ping_sent_ms) {
+            if (now - s->ping_sent_ms >= KEEPALIVE_PONG_MS) {
+                sb_log(svc->events, SB_INFO, "client %llu (%s) did not answer a ping for %d s: dropping",
+                       (unsigned long long)s->id, s->peer, KEEPALIVE_PONG_MS / 1000);
+                s->closing = 1; /* it reads nothing, so no close frame: drop it now */
+                lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, LWS_TO_KILL_ASYNC);
+            }
+        } else if (now >= s->next_ping_ms) {
+            s->ping_sent_ms = now;
+            s->ping_due = 1;
+            lws_callback_on_writable(s->wsi);
+        }
+    }
+    lws_sul_schedule(svc->ctx, 0, &svc->keepalive, keepalive_scan, KEEPALIVE_SCAN_US);
+}
+
+void ws_keepalive_start(struct service *svc)
+{
+    lws_sul_schedule(svc->ctx, 0, &svc->keepalive, keepalive_scan, KEEPALIVE_SCAN_US);
+}
+
+static void session_pong(struct session *s)
+{
+    s->ping_sent_ms = 0;
+    s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS;
+}
+
 /* ---- cross-thread wake-ups ---- */
 
 static void stop_deadline_reached(lws_sorted_usec_list_t *sul)
@@ -713,6 +772,7 @@ static void stop_deadline_reached(lws_sorted_usec_list_t *sul)
 static void begin_shutdown(struct service *svc)
 {
     svc->stopping = 1;
+    lws_sul_cancel(&svc->keepalive);
     for (struct session *s = svc->sessions; s; s = s->next)
         session_close_with(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
     if (svc->n_connections == 0)
@@ -770,6 +830,10 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_RECEIVE:
         if (!s->closing) /* after a close decision, the rest of the input is ignored */
             session_receive(s, in, len);
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (s->svc)
+            session_pong(s);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return session_writeable(s);

@@ -247,3 +247,30 @@ async def test_a_client_closed_for_its_reply_queue_leaves_promptly(server, clien
         writer.transport.abort()
     arrivals = await pace
     assert max(b - a for a, b in zip(arrivals, arrivals[1:])) < 1.5
+
+
+# ---- keepalive ----------------------------------------------------------------------------------
+
+
+async def test_keepalive_drops_a_client_that_never_answers_pings(server_factory) -> None:
+    """SPEC section 2: a ping every 20 s, a drop 20 s after an unanswered one. A `websockets`
+    client answers by itself and stays; a raw client that answers nothing is dropped."""
+    from rawws import OP_PING
+
+    server = await server_factory(update_interval=5.0)
+    async with connect(f"ws://127.0.0.1:{server.port}", ping_interval=None, **CONNECT_KWARGS) as good:
+        mute = await RawWebSocket.connect("127.0.0.1", server.port)
+        started = time.monotonic()
+        ping_at = None
+        while True:
+            frame = await mute.read_frame(timeout=60)
+            if frame is None:
+                break
+            if frame.opcode == OP_PING and ping_at is None:
+                ping_at = time.monotonic() - started
+        dropped_at = time.monotonic() - started
+        assert ping_at is not None and 18 <= ping_at <= 23, ping_at
+        assert 38 <= dropped_at <= 45, dropped_at
+        assert len(server.clients) == 1
+        pong = await good.ping()  # still open and answering
+        await asyncio.wait_for(pong, 10)
