@@ -9,6 +9,12 @@
 #include "log.h"
 #include "timeutil.h"
 
+/* Zero: lws schedules no per-connection ping or hangup timers (see create_context). */
+static const lws_retry_bo_t no_validity_timers = {
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
+};
+
 #define PROTOCOL_NAME "session-buddy-metrics"
 /* Large enough that a snapshot goes to the kernel in one send(), without lws copying it. */
 #define TX_PACKET_SIZE (256 * 1024)
@@ -69,9 +75,10 @@ static int create_context(struct service *svc)
     info.iface = svc->cfg.iface;
     info.protocols = svc->protocols;
     info.vhost_name = "default";
-    /* No retry_and_idle_policy: lws 4.1.6 keeps one timer per connection in a sorted list and
-     * re-inserts them all every ping period, O(N) each, which stalled fan-out at 20,000
+    /* lws's own validity timers are off: lws 4.1.6 keeps one per connection in a sorted list
+     * and re-inserts it, O(N) each time, on every pong, which stalled fan-out at 20,000
      * clients.  ws_protocol.c runs the SPEC's keepalive with one server-wide timer instead. */
+    info.retry_and_idle_policy = &no_validity_timers;
     info.extensions = extensions;
     if (svc->cfg.ssl_cert) {
         info.ssl_cert_filepath = svc->cfg.ssl_cert;
