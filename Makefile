@@ -5,10 +5,11 @@
 VENV        ?= .venv
 PYTHON      ?= python3
 PY          := $(VENV)/bin/python
-# libssl-dev: HMAC-SHA256 for JWT; openssl: test certificates; chromium + chromium-driver: the
-# dashboard's browser test; nodejs + node-ws: the Node example and the Node fan-out baseline.
-APT_PACKAGES := gcc make pkg-config libwebsockets-dev libsqlite3-dev libssl-dev openssl \
-                chromium chromium-driver nodejs node-ws
+# libwebsockets-evlib-ev + libev-dev: the epoll event loop; libssl-dev: HMAC-SHA256 for JWT;
+# openssl: test certificates; chromium + chromium-driver: the dashboard's browser test;
+# nodejs + node-ws: the Node example and the Node fan-out baseline.
+APT_PACKAGES := gcc make pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev \
+                libsqlite3-dev libssl-dev openssl chromium chromium-driver nodejs node-ws
 INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=

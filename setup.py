@@ -34,7 +34,8 @@ setup(
             sources=sources,
             include_dirs=["csrc"],
             extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes", *cflags],
-            extra_link_args=[*libs, "-lpthread"],
+            # libev has no pkg-config file; Debian's libwebsockets-dev depends on libev-dev.
+            extra_link_args=[*libs, "-lev", "-lpthread"],
             define_macros=[("_GNU_SOURCE", "1")],
         )
     ],

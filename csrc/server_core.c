@@ -54,6 +54,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
     struct server_core *c = calloc(1, sizeof(*c));
     struct service_config scfg = {
         .disable_ipv6 = cfg->disable_ipv6,
+        .use_poll = cfg->use_poll,
         .port = cfg->port,
         .max_clients = cfg->max_clients,
         .max_message_size = cfg->max_message_size,

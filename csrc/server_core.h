@@ -12,6 +12,7 @@ struct core_config {
     const char *db_path;
     const char *iface;        /* numeric address or NULL for all interfaces (copied) */
     int disable_ipv6;
+    int use_poll;             /* lws's poll(2) loop instead of libev (SESSION_BUDDY_EVENT_LOOP) */
     int port;
     double interval_s;
     size_t top_n;

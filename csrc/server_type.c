@@ -188,12 +188,13 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
     const char *iface = NULL, *static_dir = NULL, *secret = NULL, *certfile = NULL, *keyfile = NULL;
     Py_ssize_t secret_len = 0;
     PyObject *origins = Py_None;
-    int disable_ipv6 = 0, min_level = 0;
+    int disable_ipv6 = 0, use_poll = 0, min_level = 0;
     char err[512];
     int bind_errno = 0;
 
-    if (!PyArg_ParseTuple(args, "zpizz#Ozz:_start_core", &iface, &disable_ipv6, &min_level,
-                          &static_dir, &secret, &secret_len, &origins, &certfile, &keyfile))
+    if (!PyArg_ParseTuple(args, "zppizz#Ozz:_start_core", &iface, &disable_ipv6, &use_poll,
+                          &min_level, &static_dir, &secret, &secret_len, &origins, &certfile,
+                          &keyfile))
         return NULL;
     if (origins != Py_None && !PyTuple_Check(origins)) {
         PyErr_SetString(PyExc_TypeError, "_start_core: origins must be a tuple or None");
@@ -234,6 +235,7 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
         .db_path = PyBytes_AS_STRING(path_bytes),
         .iface = iface,
         .disable_ipv6 = disable_ipv6,
+        .use_poll = use_poll,
         .port = self->port,
         .interval_s = self->update_interval,
         .top_n = (size_t)self->top_n,

@@ -12,6 +12,7 @@
 #include "static_files.h"
 
 struct ticker;
+struct ev_loop;
 
 struct session;
 struct sub_group;
@@ -33,6 +34,7 @@ struct service_config {
     size_t n_allowed_origins;
     char *ssl_cert;           /* owned; with ssl_key, serve wss:// */
     char *ssl_key;            /* owned */
+    int use_poll;             /* lws's poll(2) loop instead of libev on epoll */
 };
 
 /* Free the owned members of cfg and zero it. */
@@ -83,6 +85,7 @@ struct service {
     pthread_t thread;
     int thread_started;
     struct lws_context *ctx;
+    struct ev_loop *ev_loop;    /* runs ctx; NULL when lws's own poll(2) loop does */
     struct lws_vhost *vhost;
     const struct lws_protocols *vh_protocol; /* the vhost's copy, needed for fan-out */
     struct snapshot *current;

@@ -53,9 +53,10 @@ SERVER_CPU = 0
 LOADGEN_CPU = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NODE_PATH = "/usr/share/nodejs"
-SERVERS = ("ours", "python", "node", "floor")
+SERVERS = ("ours", "ours-poll", "python", "node", "floor")
 LABELS = {
     "ours": "ours (C ext, lws)",
+    "ours-poll": "ours on lws's poll(2) loop",
     "python": "pure-Python (websockets)",
     "node": "Node ws",
     "floor": "floor (C, send() loop)",
@@ -217,9 +218,11 @@ def sample(pid: int) -> Usage:
 
 def server_cmd(kind: str, port: int, ctx: "Context") -> tuple[list[str], dict[str, str] | None]:
     iv = str(ctx.interval)
-    if kind == "ours":
+    if kind in ("ours", "ours-poll"):
+        # ours-poll: the same server on lws's own poll(2) loop instead of libev, an A/B of the two
+        env = dict(os.environ, SESSION_BUDDY_EVENT_LOOP="poll" if kind == "ours-poll" else "libev")
         return [sys.executable, str(HERE / "ours_server.py"), "--host", "127.0.0.1", "--port", str(port),
-                "--db", str(ctx.db), "--interval", iv], None
+                "--db", str(ctx.db), "--interval", iv], env
     if kind in ("python", "python-broadcast"):
         cmd = [sys.executable, str(HERE / "baseline_server.py"), "--host", "127.0.0.1", "--port", str(port),
                "--db", str(ctx.db), "--interval", iv]

@@ -193,6 +193,15 @@ def _raise_fd_limit(server: Any) -> None:
         server.logger.debug("raised the open-file limit from %d to %d", soft, wanted)
 
 
+def _use_poll_loop() -> bool:
+    """SESSION_BUDDY_EVENT_LOOP: "libev" (the default: epoll) or "poll" (lws's own poll(2) loop,
+    a fallback for diagnosis; it costs O(clients) per wake-up)."""
+    name = os.environ.get("SESSION_BUDDY_EVENT_LOOP", "").strip().lower() or "libev"
+    if name not in ("libev", "poll"):
+        raise ValueError(f"SESSION_BUDDY_EVENT_LOOP must be 'libev' or 'poll', not {name!r}")
+    return name == "poll"
+
+
 def _check_tls_files(server: Any) -> None:
     """Load the certificate and key once with Python's ssl module, so that a bad file raises a
     precise FileNotFoundError / ssl.SSLError from start() instead of a generic failure."""
@@ -248,6 +257,7 @@ async def start(server: Any) -> None:
         server.logger.warning("start() called on a server that is already running")
         return
     secret = _effective_secret(server)
+    use_poll = _use_poll_loop()
     _check_tls_files(server)
     _raise_fd_limit(server)
     loop = asyncio.get_running_loop()
@@ -257,7 +267,7 @@ async def start(server: Any) -> None:
     security: SecurityOptions = server._security
     cert, key = security.ssl_certfile, security.ssl_keyfile
     server._start_core(
-        iface, disable_ipv6, level, str(DASHBOARD_DIR), secret, security.allowed_origins,
+        iface, disable_ipv6, use_poll, level, str(DASHBOARD_DIR), secret, security.allowed_origins,
         None if cert is None else str(cert), None if key is None else str(key),
     )
     state.loop = loop
