@@ -138,7 +138,6 @@ static int create_context(struct service *svc)
                  strerror(svc->bind_errno));
         return -1;
     }
-    svc->vh_protocol = lws_vhost_name_to_protocol(svc->vhost, PROTOCOL_NAME);
     return 0;
 }
 

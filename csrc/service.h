@@ -87,7 +87,6 @@ struct service {
     struct lws_context *ctx;
     struct ev_loop *ev_loop;    /* runs ctx; NULL when lws's own poll(2) loop does */
     struct lws_vhost *vhost;
-    const struct lws_protocols *vh_protocol; /* the vhost's copy, needed for fan-out */
     struct snapshot *current;
     struct sub_group *groups;   /* distinct subscriptions, each with its cached message */
     uint64_t next_client_id;
