@@ -38,6 +38,7 @@ examples:
 environment:
   SESSION_BUDDY_JWT_SECRET     the HS256 secret --auth verifies tokens with (required with --auth)
   SESSION_BUDDY_AUTH_ENABLED   "true" turns --auth on
+  SESSION_BUDDY_EVENT_LOOP     "libev" (default, epoll) or "poll" (lws's own loop, for diagnosis)
 """
 
 
