@@ -113,6 +113,7 @@ static void write_metrics(const struct http_context *ctx, struct http_response *
                   "Connections refused at or right after the handshake, by reason.");
     labelled(b, "connections_rejected_total", "reason", "server_full", c->rejected_full);
     labelled(b, "connections_rejected_total", "reason", "origin", c->rejected_origin);
+    labelled(b, "connections_rejected_total", "reason", "bad_handshake", c->rejected_handshake);
     labelled(b, "connections_rejected_total", "reason", "auth_failed", c->auth_failures);
     metric_header(b, "connections_closed_total", "counter",
                   "Established connections the server closed for a policy, by reason.");

@@ -45,6 +45,7 @@ struct service_counters {
     uint64_t connections_total;
     uint64_t rejected_full;          /* closed 1013: max_clients reached */
     uint64_t rejected_origin;        /* HTTP 403: Origin not allowed */
+    uint64_t rejected_handshake;     /* HTTP 400/426: not a valid RFC 6455 upgrade request */
     uint64_t auth_failures;          /* closed 4001 */
     uint64_t closed_rate_limit;      /* closed 1008: sustained rate-limit abuse */
     uint64_t closed_too_large;       /* closed 1009 */

@@ -1,5 +1,6 @@
 /* ws_protocol.c - the WebSocket protocol callback: per-connection state, fan-out, shutdown. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -716,7 +717,66 @@ static int http_write_body(struct session *s, struct lws *wsi)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-/* ---- the upgrade: Origin check ---- */
+/* ---- the upgrade: request and Origin checks ---- */
+
+/*
+ * Refuse the upgrade with a real HTTP status.  Written by hand: at this stage lws would answer
+ * with an HTTP/1.0 status line, which clients such as python-websockets refuse to read.
+ * Returns 1, which tells lws the answer is written and the connection ends.
+ */
+static int refuse_upgrade(struct lws *wsi, const char *status, const char *extra_header,
+                          const char *body)
+{
+    unsigned char out[LWS_PRE + 512];
+    char *text = (char *)out + LWS_PRE;
+    int n = snprintf(text, sizeof(out) - LWS_PRE,
+                     "HTTP/1.1 %s\r\n%scontent-type: text/plain\r\ncontent-length: %zu\r\n"
+                     "connection: close\r\n\r\n%s",
+                     status, extra_header, strlen(body), body);
+    if (n > 0 && (size_t)n < sizeof(out) - LWS_PRE)
+        lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return 1;
+}
+
+/* RFC 6455 4.1: the key is 16 random bytes in base64: 22 characters of the alphabet, then "==". */
+static int websocket_key_valid(struct lws *wsi)
+{
+    char key[32];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_KEY) != 24 ||
+        lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24)
+        return 0;
+    for (int i = 0; i < 22; i++)
+        if (!isalnum((unsigned char)key[i]) && key[i] != '+' && key[i] != '/')
+            return 0;
+    /* The last character before the padding carries 2 bits: it must be one of A, Q, g, w. */
+    return strchr("AQgw", key[21]) && key[22] == '=' && key[23] == '=';
+}
+
+/*
+ * lws 4.1.6 switches protocols for any Sec-WebSocket-Version and any key, and drops a request
+ * without a key with no answer.  RFC 6455 4.2.1 asks for 400, and 4.4 for 426 naming the
+ * version we speak.  Returns what the callback returns.
+ */
+static int check_upgrade_request(struct lws *wsi, struct service *svc)
+{
+    char version[8] = "";
+    const char *problem = NULL;
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+        problem = "a WebSocket handshake must be a GET request\n";
+    else if (!websocket_key_valid(wsi))
+        problem = "Sec-WebSocket-Key must be 16 bytes in base64\n";
+    else if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0 ||
+             strcmp(version, "13") != 0) {
+        svc->counters.rejected_handshake++;
+        return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
+                              "unsupported Sec-WebSocket-Version: this server speaks 13\n");
+    }
+    if (!problem)
+        return 0;
+    svc->counters.rejected_handshake++;
+    return refuse_upgrade(wsi, "400 Bad Request", "", problem);
+}
 
 static int origin_allowed(const struct service *svc, const char *origin)
 {
@@ -735,14 +795,6 @@ static int origin_allowed(const struct service *svc, const char *origin)
  */
 static int check_origin(struct lws *wsi, struct service *svc)
 {
-    /* Written by hand: at this stage lws would answer with an HTTP/1.0 status line, which
-     * clients such as python-websockets refuse to read. */
-    static const char forbidden[] = "HTTP/1.1 403 Forbidden\r\n"
-                                    "content-type: text/plain\r\n"
-                                    "content-length: 19\r\n"
-                                    "connection: close\r\n\r\n"
-                                    "origin not allowed\n";
-    unsigned char out[LWS_PRE + sizeof(forbidden)];
     char origin[512] = "";
 
     if (!svc->cfg.allowed_origins)
@@ -759,9 +811,7 @@ static int check_origin(struct lws *wsi, struct service *svc)
     svc->counters.rejected_origin++;
     sb_log(svc->events, SB_WARNING, "rejecting %s: Origin %.100s%s not allowed", peer,
            total < (int)sizeof(origin) ? origin : "(too long)", total > 100 ? "..." : "");
-    memcpy(out + LWS_PRE, forbidden, sizeof(forbidden) - 1);
-    lws_write(wsi, out + LWS_PRE, sizeof(forbidden) - 1, LWS_WRITE_HTTP_HEADERS);
-    return 1;
+    return refuse_upgrade(wsi, "403 Forbidden", "", "origin not allowed\n");
 }
 
 /* ---- keepalive ---- */
@@ -866,7 +916,7 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         drain_mailbox(svc);
         return 0; /* nonzero would free the cancel pipe's wsi (lws #2168) */
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return check_origin(wsi, svc);
+        return check_upgrade_request(wsi, svc) ? 1 : check_origin(wsi, svc);
     case LWS_CALLBACK_ESTABLISHED:
         session_established(s, wsi, svc);
         return 0;

@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from protocol_checks import assert_error
 from rawws import OP_TEXT, RawWebSocket, encode_frame
 from skills_seed import SEED
+from test_limits import counter, metrics_text
 from wsutil import CONNECT_KWARGS, open_fd_count, recv_type, recv_updates, request, wait_until
 
 
@@ -70,6 +71,58 @@ async def test_garbage_before_the_handshake_is_dropped(server, bystander, garbag
     assert b"101 Switching Protocols" not in answer
     await assert_healthy(server, bystander)
     assert len(server.clients) == 1
+
+
+_UPGRADE = ("{method} / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "{key}{version}Content-Length: 0\r\n\r\n")
+_KEY = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+_V13 = "Sec-WebSocket-Version: 13\r\n"
+
+
+@pytest.mark.parametrize(("method", "key", "version", "status"), [
+    ("GET", _KEY, "Sec-WebSocket-Version: 8\r\n", b"426"),
+    ("GET", _KEY, "Sec-WebSocket-Version: 13, 8\r\n", b"426"),
+    ("GET", _KEY, "", b"426"),
+    ("GET", "", _V13, b"400"),
+    ("GET", "Sec-WebSocket-Key: abc\r\n", _V13, b"400"),
+    ("GET", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n", _V13, b"400"),  # padding missing
+    ("GET", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n", _V13, b"400"),  # not 16 bytes' worth
+    ("GET", "Sec-WebSocket-Key: dGhl*HNhbXBsZSBub25jZQ==\r\n", _V13, b"400"),
+    ("POST", _KEY, _V13, b"400"),
+], ids=["version-8", "version-list", "no-version", "no-key", "short-key", "unpadded-key", "key-bits",
+        "key-alphabet", "post"])
+async def test_an_invalid_upgrade_request_gets_an_http_error(server, bystander, method, key, version,
+                                                             status) -> None:
+    """RFC 6455 4.2.1: 400 for a malformed opening handshake; 4.4: 426 naming version 13."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(_UPGRADE.format(method=method, key=key, version=version).encode())
+        await writer.drain()
+        answer = await read_until_eof(reader, 15)
+    finally:
+        writer.close()
+    head = answer.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 " + status), answer[:200]
+    if status == b"426":
+        assert b"\r\nsec-websocket-version: 13" in head
+    await assert_healthy(server, bystander)
+    text = await metrics_text(server)
+    assert counter(text, "connections_rejected_total", "bad_handshake") == 1
+    assert counter(text, "connections_total") == 1  # the bystander only
+
+
+async def test_the_rfc_sample_handshake_is_accepted(server) -> None:
+    """The validation above refuses nothing valid: RFC 6455's own example key gets its example
+    accept value."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(_UPGRADE.format(method="GET", key=_KEY, version=_V13).encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
 
 
 async def test_a_handshake_that_never_completes_is_dropped_after_the_timeout(server, bystander) -> None:
