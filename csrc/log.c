@@ -25,6 +25,37 @@ void sb_log(struct event_queue *q, int level, const char *fmt, ...)
     evq_post(q, EV_LOG, level, 0, line);
 }
 
+/*
+ * lws 4.1.6 logs a peer's malformed input at ERR or WARN ("Ran out of header data space" once
+ * per header line of an oversized request).  Any client could fill the log at ERROR that way, so
+ * these go out at INFO, as nginx logs client errors.  Matched by prefix of the message.
+ */
+static const char *const peer_caused[] = {
+    "Ran out of header data space",
+    "lws_pos_in_bounds: pos",
+    "More hdr frags than we can deal with",
+    "header ",                     /* "header %li exceeds limit %ld" */
+    "Duplicated method",
+    "Missing URI in HTTP request",
+    "multiple methods?",
+    "lws_process_ws_upgrade: malformed or absent conn hdr",
+    "lws_process_ws_upgrade: protocol list too long",
+    "lws_process_ws_upgrade: pcol name too long",
+    "lws_process_ws_upgrade: malformatted protocol list",
+    "Client key too long",
+    "b63 of length must be zero",
+    "Control frame with xtended length is illegal",
+    "ext reports fatal error",     /* undecodable permessage-deflate data */
+};
+
+static int is_peer_caused(const char *msg)
+{
+    for (size_t i = 0; i < sizeof(peer_caused) / sizeof(peer_caused[0]); i++)
+        if (!strncmp(msg, peer_caused[i], strlen(peer_caused[i])))
+            return 1;
+    return 0;
+}
+
 /* lws calls this on whichever thread logs; it must never touch Python. */
 static void lws_emit(int lws_level, const char *line)
 {
@@ -51,7 +82,8 @@ static void lws_emit(int lws_level, const char *line)
 
     pthread_mutex_lock(&lws_sink_lock);
     if (lws_sink)
-        sb_log(lws_sink, lws_level == LLL_ERR ? SB_ERROR : SB_WARNING, "libwebsockets: %s", clean);
+        sb_log(lws_sink, is_peer_caused(clean) ? SB_INFO : lws_level == LLL_ERR ? SB_ERROR : SB_WARNING,
+               "libwebsockets: %s", clean);
     pthread_mutex_unlock(&lws_sink_lock);
 }
 

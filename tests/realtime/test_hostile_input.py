@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -58,7 +59,8 @@ async def read_until_eof(reader: asyncio.StreamReader, timeout: float) -> bytes:
     b"Sec-WebSocket-Version: 13\r\n\r\n",  # no key
     b"GET / HTTP/1.1\r\n" + b"X-Junk: " + b"a" * 20000 + b"\r\n\r\n",
 ], ids=["random", "tls-hello", "not-http", "no-key", "huge-header"])
-async def test_garbage_before_the_handshake_is_dropped(server, bystander, garbage) -> None:
+async def test_garbage_before_the_handshake_is_dropped(server, bystander, garbage, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="session_buddy.realtime")
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(garbage)
@@ -71,6 +73,10 @@ async def test_garbage_before_the_handshake_is_dropped(server, bystander, garbag
     assert b"101 Switching Protocols" not in answer
     await assert_healthy(server, bystander)
     assert len(server.clients) == 1
+    # A client's garbage is not the operator's emergency: nothing above INFO.
+    loud = [r.getMessage() for r in caplog.records
+            if r.name.startswith("session_buddy") and r.levelno >= logging.WARNING]
+    assert not loud, loud
 
 
 _UPGRADE = ("{method} / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
