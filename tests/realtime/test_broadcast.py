@@ -172,3 +172,19 @@ async def test_skill_subscriber_sees_its_first_invocation_arrive(server, client,
         "completion_rate": 1.0, "avg_duration_seconds": 4.0, "invocation_count_1h": 1,
         "is_anomalous": False,
     })
+
+
+async def test_hundreds_of_clients_each_see_every_update(server_factory, client_factory) -> None:
+    """Fan-out at some scale, mixing the two write paths: plain clients are written to straight
+    from the tick, compressed ones through lws's writable callback.  A client that reads has
+    room in its socket, so nothing may be conflated: every client sees consecutive seqs."""
+    server = await server_factory(update_interval=0.5, max_clients=250)
+    plain = [await client_factory(server, compression=None) for _ in range(150)]
+    deflate = [await client_factory(server) for _ in range(50)]  # websockets offers deflate
+    assert all(ws.response.headers.get("Sec-WebSocket-Extensions") is None for ws in plain)
+    assert all("permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"] for ws in deflate)
+    batches = await asyncio.gather(*(recv_updates(ws, 4, timeout=30) for ws in plain + deflate))
+    for updates in batches:
+        seqs = [u["seq"] for u in updates]
+        assert seqs == list(range(seqs[0], seqs[0] + 4)), f"a client missed an update: {seqs}"
+    assert len({u["seq"] for updates in batches for u in updates}) >= 4
