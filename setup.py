@@ -1,5 +1,6 @@
 """Declares the C extension; all other metadata lives in pyproject.toml."""
 
+import os
 import shlex
 import subprocess
 import sys
@@ -23,9 +24,22 @@ def pkg_config(*args: str) -> list[str]:
     return shlex.split(out.stdout)
 
 
+def require_header(header: str, deb: str, cflags: list[str]) -> None:
+    """Exit with one clear line when the C compiler cannot find header (libev has no pkg-config file)."""
+    cc = shlex.split(os.environ.get("CC", "cc"))
+    try:
+        probe = subprocess.run([*cc, *cflags, "-E", "-x", "c", "-"], input=f"#include <{header}>\n",
+                               capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.exit(f"error: C compiler {cc[0]} not found: install it (apt-get install gcc)")
+    if probe.returncode != 0:
+        sys.exit(f"error: {header} not found: install it (apt-get install {deb})")
+
+
 sources = sorted(str(p) for p in Path("csrc").glob("*.c"))
 cflags = pkg_config("--cflags")
 libs = pkg_config("--libs")
+require_header("ev.h", "libev-dev", cflags)
 
 setup(
     ext_modules=[
