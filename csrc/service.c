@@ -70,9 +70,7 @@ static struct ev_loop *create_ev_loop(struct service *svc)
     /* NOSIGMASK: the signal mask belongs to the host process. */
     struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
     if (!loop)
-        loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    if (!loop)
-        sb_log(svc->events, SB_WARNING, "libev could not create a loop; using poll(2)");
+        sb_log(svc->events, SB_WARNING, "libev could not create an epoll loop; using poll(2)");
     return loop;
 }
 

@@ -263,6 +263,13 @@ static void session_apply(struct session *s, const struct dispatch_result *res)
     }
 }
 
+
+/* Subscribed, and not yet sent the current snapshot. */
+static int update_pending(const struct session *s)
+{
+    return s->group && s->svc->current && s->sent_seq != s->svc->current->seq;
+}
+
 static void session_handle_message(struct session *s)
 {
     struct service *svc = s->svc;
@@ -281,7 +288,7 @@ static void session_handle_message(struct session *s)
         session_queue_reply(s, reply);
     else
         msgbuf_unref(reply);
-    if (s->group && svc->current && s->sent_seq != svc->current->seq)
+    if (update_pending(s))
         lws_callback_on_writable(s->wsi);
 }
 
@@ -348,10 +355,33 @@ static void session_receive(struct session *s, const void *in, size_t len)
     rx_consumed(&s->rx);
 }
 
+/* The current snapshot's message for the session's group, from now on counted as sent to it.
+ * NULL when out of memory, with the session closing. */
+static struct msgbuf *claim_update(struct session *s)
+{
+    struct msgbuf *m = group_message(s->svc, s->group);
+    if (!m) {
+        session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return NULL;
+    }
+    s->sent_seq = s->svc->current->seq;
+    return m;
+}
+
+/* Write one text message and count it.  Returns 0, or -1 when the connection failed (lws_write
+ * reports a partial write as complete: it keeps the rest and finishes it itself). */
+static int send_text(struct session *s, const struct msgbuf *m)
+{
+    if (lws_write(s->wsi, (unsigned char *)jb_text(&m->jb), m->jb.len, LWS_WRITE_TEXT) < (int)m->jb.len)
+        return -1;
+    s->svc->counters.messages_sent++;
+    s->svc->counters.bytes_sent += m->jb.len;
+    return 0;
+}
+
 /* One lws_write per WRITEABLE: close first, then replies, then the latest update. */
 static int session_writeable(struct session *s)
 {
-    struct service *svc = s->svc;
     struct msgbuf *m = NULL;
 
     if (s->closing) {
@@ -369,7 +399,7 @@ static int session_writeable(struct session *s)
         s->ping_due = 0;
         if (lws_write(s->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
             return -1;
-        if (s->out_head || (s->group && svc->current && s->sent_seq != svc->current->seq))
+        if (s->out_head || update_pending(s))
             lws_callback_on_writable(s->wsi);
         return 0;
     }
@@ -380,26 +410,19 @@ static int session_writeable(struct session *s)
             s->out_tail = NULL;
         m->next = NULL;
         s->out_bytes -= m->jb.len;
-    } else if (s->group && svc->current && s->sent_seq != svc->current->seq) {
-        m = group_message(svc, s->group);
-        if (!m) {
-            session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    } else if (update_pending(s)) {
+        m = claim_update(s);
+        if (!m)
             return 0;
-        }
         m->refs++;
-        s->sent_seq = svc->current->seq;
     } else {
         return 0;
     }
 
-    int n = lws_write(s->wsi, (unsigned char *)jb_text(&m->jb), m->jb.len, LWS_WRITE_TEXT);
     s->inflight = m;
-    if (n < (int)m->jb.len)
+    if (send_text(s, m) < 0)
         return -1;
-    svc->counters.messages_sent++;
-    svc->counters.bytes_sent += m->jb.len;
-
-    if (s->out_head || (s->group && svc->current && s->sent_seq != svc->current->seq))
+    if (s->out_head || update_pending(s))
         lws_callback_on_writable(s->wsi);
     return 0;
 }
@@ -418,19 +441,9 @@ static int can_push(struct session *s)
 
 static void session_push_update(struct session *s)
 {
-    struct service *svc = s->svc;
-    struct msgbuf *m = group_message(svc, s->group);
-    if (!m) {
-        session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-        return;
-    }
-    s->sent_seq = svc->current->seq;
-    if (lws_write(s->wsi, (unsigned char *)jb_text(&m->jb), m->jb.len, LWS_WRITE_TEXT) < (int)m->jb.len) {
+    struct msgbuf *m = claim_update(s);
+    if (m && send_text(s, m) < 0)
         session_close_with(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed");
-        return;
-    }
-    svc->counters.messages_sent++;
-    svc->counters.bytes_sent += m->jb.len;
 }
 
 /* A new snapshot is current: every subscribed client gets it, at once or when writable. */
@@ -760,22 +773,17 @@ static int websocket_key_valid(struct lws *wsi)
 static int check_upgrade_request(struct lws *wsi, struct service *svc)
 {
     char version[8] = "";
-    const char *problem = NULL;
 
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
-        problem = "a WebSocket handshake must be a GET request\n";
-    else if (!websocket_key_valid(wsi))
-        problem = "Sec-WebSocket-Key must be 16 bytes in base64\n";
-    else if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0 ||
-             strcmp(version, "13") != 0) {
-        svc->counters.rejected_handshake++;
-        return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
-                              "unsupported Sec-WebSocket-Version: this server speaks 13\n");
-    }
-    if (!problem)
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 && websocket_key_valid(wsi) &&
+        lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) >= 0 && !strcmp(version, "13"))
         return 0;
     svc->counters.rejected_handshake++;
-    return refuse_upgrade(wsi, "400 Bad Request", "", problem);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+        return refuse_upgrade(wsi, "400 Bad Request", "", "a WebSocket handshake must be a GET request\n");
+    if (!websocket_key_valid(wsi))
+        return refuse_upgrade(wsi, "400 Bad Request", "", "Sec-WebSocket-Key must be 16 bytes in base64\n");
+    return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
+                          "unsupported Sec-WebSocket-Version: this server speaks 13\n");
 }
 
 static int origin_allowed(const struct service *svc, const char *origin)
@@ -880,7 +888,7 @@ static void begin_shutdown(struct service *svc)
 static void count_conflated(struct service *svc)
 {
     for (const struct session *s = svc->sessions; s; s = s->next)
-        if (s->group && s->sent_seq != svc->current->seq)
+        if (update_pending(s))
             svc->counters.conflated_updates++;
 }
 
