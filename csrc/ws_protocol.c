@@ -772,18 +772,23 @@ static int websocket_key_valid(struct lws *wsi)
  */
 static int check_upgrade_request(struct lws *wsi, struct service *svc)
 {
+    const char *status = "400 Bad Request", *header = "", *body;
     char version[8] = "";
 
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 && websocket_key_valid(wsi) &&
-        lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) >= 0 && !strcmp(version, "13"))
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        body = "a WebSocket handshake must be a GET request\n";
+    } else if (!websocket_key_valid(wsi)) {
+        body = "Sec-WebSocket-Key must be 16 bytes in base64\n";
+    } else if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0 ||
+               strcmp(version, "13") != 0) {
+        status = "426 Upgrade Required";
+        header = "sec-websocket-version: 13\r\n";
+        body = "unsupported Sec-WebSocket-Version: this server speaks 13\n";
+    } else {
         return 0;
+    }
     svc->counters.rejected_handshake++;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
-        return refuse_upgrade(wsi, "400 Bad Request", "", "a WebSocket handshake must be a GET request\n");
-    if (!websocket_key_valid(wsi))
-        return refuse_upgrade(wsi, "400 Bad Request", "", "Sec-WebSocket-Key must be 16 bytes in base64\n");
-    return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
-                          "unsupported Sec-WebSocket-Version: this server speaks 13\n");
+    return refuse_upgrade(wsi, status, header, body);
 }
 
 static int origin_allowed(const struct service *svc, const char *origin)
