@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from session_buddy.realtime import auth
+
 __all__ = ["NetworkClient", "ServerState"]
 
 LOGGER_NAME = "session_buddy.realtime"
 
 # Event kinds posted by csrc/event_queue.h.
 EV_LOG, EV_SNAPSHOT, EV_TICK_DONE, EV_STOPPED = 1, 2, 3, 4
-
-_TRUE_WORDS = {"1", "true", "yes", "on"}
 
 # Served over HTTP at / on the WebSocket port (loaded into memory at start()).
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
@@ -162,8 +162,7 @@ def format_url(server: Any) -> str:
 
 
 def _auth_requested(server: Any) -> bool:
-    env = os.environ.get("SESSION_BUDDY_AUTH_ENABLED", "")
-    return bool(server.require_auth) or env.strip().lower() in _TRUE_WORDS
+    return bool(server.require_auth) or auth.auth_enabled()
 
 
 def _effective_secret(server: Any) -> bytes | None:
@@ -172,7 +171,8 @@ def _effective_secret(server: Any) -> bytes | None:
         return None
     secret = server._security.jwt_secret
     if secret is None:
-        secret = os.environ.get("SESSION_BUDDY_JWT_SECRET", "").encode() or None
+        env_secret = auth.environment_secret()
+        secret = None if env_secret is None else env_secret.encode()
     if secret is None:
         raise ValueError(
             "authentication is enabled (require_auth=True or SESSION_BUDDY_AUTH_ENABLED) but no "

@@ -3,6 +3,8 @@ session-buddy's original module contract (get_authenticator, payload fields)."""
 
 from __future__ import annotations
 
+import importlib
+import logging
 import time
 
 import jwt as pyjwt
@@ -57,36 +59,117 @@ def test_reasons_are_precise() -> None:
         auth.decode_token(pyjwt.encode({"exp": 1}, SECRET, algorithm="HS384"), secret=SECRET)
 
 
+def _reloaded(monkeypatch, **env: str | None):
+    """The module re-read with env applied: its constants are read at import, as session-buddy's."""
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return importlib.reload(auth)
+
+
+@pytest.fixture(autouse=True)
+def _restore_module_constants():
+    """Tests below reload the module under a patched environment; leave it as the real one found it."""
+    yield
+    importlib.reload(auth)
+
+
 def test_no_secret_is_an_error(monkeypatch) -> None:
-    monkeypatch.delenv("SESSION_BUDDY_JWT_SECRET", raising=False)
-    with pytest.raises(ValueError, match="secret"):
+    _reloaded(monkeypatch, SESSION_BUDDY_JWT_SECRET=None)
+    assert auth.JWT_SECRET is None
+    with pytest.raises(ValueError, match="SESSION_BUDDY_JWT_SECRET"):
         auth.generate_token("x")
     with pytest.raises(ValueError, match="secret"):
         auth.verify_token("a.b.c")
-
-
-def test_environment_secret_and_expiry(monkeypatch) -> None:
-    monkeypatch.setenv("SESSION_BUDDY_JWT_SECRET", SECRET)
-    monkeypatch.setenv("SESSION_BUDDY_TOKEN_EXPIRY", "120")
-    payload = auth.verify_token(auth.generate_token("env-user"))
-    assert payload["user_id"] == "env-user" and 110 <= payload["exp"] - time.time() <= 121
-    monkeypatch.setenv("SESSION_BUDDY_TOKEN_EXPIRY", "soon")
-    with pytest.raises(ValueError, match="SESSION_BUDDY_TOKEN_EXPIRY"):
+    _reloaded(monkeypatch, SESSION_BUDDY_JWT_SECRET="")
+    assert auth.JWT_SECRET is None
+    with pytest.raises(ValueError, match="secret"):
         auth.generate_token("x")
 
 
-def test_get_authenticator_follows_the_environment(monkeypatch) -> None:
-    monkeypatch.delenv("SESSION_BUDDY_AUTH_ENABLED", raising=False)
-    assert auth.get_authenticator() is None
-    monkeypatch.setenv("SESSION_BUDDY_AUTH_ENABLED", "true")
-    monkeypatch.setenv("SESSION_BUDDY_JWT_SECRET", SECRET)
+def test_environment_secret_and_expiry(monkeypatch) -> None:
+    _reloaded(monkeypatch, SESSION_BUDDY_JWT_SECRET=SECRET, SESSION_BUDDY_TOKEN_EXPIRY="120")
+    assert auth.JWT_SECRET == SECRET and auth.TOKEN_EXPIRY == 120
+    payload = auth.verify_token(auth.generate_token("env-user"))
+    assert payload["user_id"] == "env-user" and 110 <= payload["exp"] - time.time() <= 121
+    # A bad value does not break the import (the server imports this module); making a token says why.
+    _reloaded(monkeypatch, SESSION_BUDDY_TOKEN_EXPIRY="soon")
+    assert auth.TOKEN_EXPIRY is None
+    with pytest.raises(ValueError, match="SESSION_BUDDY_TOKEN_EXPIRY"):
+        auth.generate_token("x")
+    assert auth.verify_token(auth.generate_token("x", expires_in=60))["user_id"] == "x"
+
+
+def test_constants_are_read_at_import_not_at_call(monkeypatch) -> None:
+    _reloaded(monkeypatch, SESSION_BUDDY_AUTH_ENABLED="true", SESSION_BUDDY_JWT_SECRET=SECRET)
+    monkeypatch.setenv("SESSION_BUDDY_AUTH_ENABLED", "false")
+    monkeypatch.setenv("SESSION_BUDDY_JWT_SECRET", "changed-after-import")
+    assert auth.AUTH_ENABLED is True and auth.JWT_SECRET == SECRET
+    assert auth.get_authenticator() is not None
+    token = auth.generate_token("x")
+    assert pyjwt.decode(token, SECRET, algorithms=["HS256"])["user_id"] == "x"
+    # ... while the parsing functions the server calls at start() see the environment as it is now.
+    assert auth.auth_enabled() is False and auth.environment_secret() == "changed-after-import"
+
+
+@pytest.mark.parametrize("word,enabled", [("true", True), ("TRUE", True), (" yes ", True), ("1", True),
+                                          ("on", True), ("false", False), ("", False), ("2", False)])
+def test_enabled_words(monkeypatch, word: str, enabled: bool) -> None:
+    assert _reloaded(monkeypatch, SESSION_BUDDY_AUTH_ENABLED=word).AUTH_ENABLED is enabled
+
+
+def test_get_authenticator_follows_the_environment(monkeypatch, caplog) -> None:
+    _reloaded(monkeypatch, SESSION_BUDDY_AUTH_ENABLED=None, SESSION_BUDDY_JWT_SECRET=SECRET)
+    with caplog.at_level(logging.INFO, logger="session_buddy.realtime.auth"):
+        assert auth.get_authenticator() is None
+    assert any(r.name == "session_buddy.realtime.auth" and "disabled" in r.getMessage() for r in caplog.records)
+    _reloaded(monkeypatch, SESSION_BUDDY_AUTH_ENABLED="true", SESSION_BUDDY_TOKEN_EXPIRY="1800")
     authenticator = auth.get_authenticator()
     assert authenticator is not None and SECRET not in repr(authenticator)
+    assert authenticator.token_expiry == 1800 and authenticator.algorithm == "HS256"
     token = authenticator.create_token({"user_id": "x"})
-    assert auth.verify_token(token)["user_id"] == "x"
-    monkeypatch.delenv("SESSION_BUDDY_JWT_SECRET")
-    with pytest.raises(ValueError):
+    claims = auth.verify_token(token)
+    assert claims["user_id"] == "x" and 1790 <= claims["exp"] - time.time() <= 1801
+    assert authenticator.verify_token(token)["user_id"] == "x"
+    _reloaded(monkeypatch, SESSION_BUDDY_JWT_SECRET=None)
+    with pytest.raises(ValueError, match="no default secret"):
         auth.get_authenticator()
+
+
+def test_authenticate_connection_checks_permissions(caplog) -> None:
+    authenticator = auth.Authenticator(SECRET)
+    token = auth.generate_token("ops", ["session-buddy:read", "session-buddy:admin"], secret=SECRET)
+    assert authenticator.authenticate_connection(token)["user_id"] == "ops"
+    assert authenticator.authenticate_connection(token, ["session-buddy:admin"])["user_id"] == "ops"
+    assert authenticator.authenticate_connection(token, []) is not None
+    with caplog.at_level(logging.WARNING, logger="session_buddy.realtime.auth"):
+        assert authenticator.authenticate_connection(token, ["session-buddy:write"]) is None
+        no_list = pyjwt.encode({"user_id": "y", "exp": int(time.time()) + 60, "permissions": "session-buddy:admin"},
+                               SECRET, algorithm="HS256")
+        assert authenticator.authenticate_connection(no_list, ["session-buddy:admin"]) is None
+        assert authenticator.authenticate_connection("a.b.c") is None
+        other = auth.generate_token("ops", secret="another-secret-0123456789abcdef-0123456789")
+        assert authenticator.authenticate_connection(other) is None
+    messages = [r.getMessage() for r in caplog.records if r.name == "session_buddy.realtime.auth"]
+    assert any("session-buddy:write" in m for m in messages)
+    assert len(messages) == 4 and not any(token in m or other in m for m in messages)
+
+
+def test_authenticator_arguments() -> None:
+    with pytest.raises(ValueError, match="HS256"):
+        auth.Authenticator(SECRET, algorithm="HS512")
+    with pytest.raises(ValueError):
+        auth.Authenticator(SECRET, token_expiry=0)
+    with pytest.raises(ValueError, match="secret"):
+        auth.Authenticator("")
+    with pytest.raises(TypeError):
+        auth.Authenticator(SECRET).create_token("user")  # type: ignore[arg-type]
+    claims = {"user_id": "z", "exp": int(time.time()) + 30}
+    token = auth.Authenticator(SECRET).create_token(claims)
+    assert claims == {"user_id": "z", "exp": claims["exp"]}  # not modified
+    assert auth.verify_token(token, secret=SECRET)["exp"] == claims["exp"]
 
 
 @pytest.mark.parametrize("kwargs", [{"user_id": ""}, {"user_id": "x", "expires_in": 0}, {"user_id": "x", "expires_in": True}])
