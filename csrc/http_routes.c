@@ -1,9 +1,11 @@
 /* http_routes.c - /healthz JSON, /metrics in Prometheus text format 0.0.4, and static files. */
 #include "http_routes.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "prom_metrics.h"
 #include "timeutil.h"
 
 static void write_healthz(const struct http_context *ctx, struct http_response *res, jbuf *b)
@@ -98,6 +100,159 @@ static void skill_sample(jbuf *b, const char *name, const struct skill_stats *st
     jb_lit(b, "\n");
 }
 
+/* ---- session-buddy's own names, as its PrometheusExporter served them, computed by the engine ---- */
+
+/* A sample value in the text format: NaN and the infinities are words there, not JSON's null. */
+static void prom_double(jbuf *b, double v)
+{
+    if (isnan(v))
+        jb_lit(b, "NaN");
+    else if (isinf(v))
+        jb_lit(b, v > 0 ? "+Inf" : "-Inf");
+    else
+        jb_double(b, v);
+}
+
+static void family_header(jbuf *b, const char *name, const char *type, const char *help)
+{
+    jb_lit(b, "# HELP ");
+    jb_lit(b, name);
+    jb_lit(b, " ");
+    jb_lit(b, help);
+    jb_lit(b, "\n# TYPE ");
+    jb_lit(b, name);
+    jb_lit(b, " ");
+    jb_lit(b, type);
+    jb_lit(b, "\n");
+}
+
+/* `key="value"`, preceded by a comma unless it is the first label. */
+static void label(jbuf *b, int first, const char *key, const char *v, size_t n)
+{
+    if (!first)
+        jb_lit(b, ",");
+    jb_lit(b, key);
+    jb_lit(b, "=\"");
+    label_value(b, v, n);
+    jb_lit(b, "\"");
+}
+
+static void skill_phase_labels(jbuf *b, const struct prom_series *s)
+{
+    label(b, 1, "skill_name", s->skill, s->skill_len);
+    label(b, 0, "workflow_phase", s->phase, s->phase_len);
+}
+
+static void write_invocation_counts(jbuf *b, const struct prom_view *v)
+{
+    family_header(b, "skill_invocations_total", "counter",
+                  "Skill invocations in the database, by skill, workflow phase and completion.");
+    for (size_t i = 0; i < v->n_series; i++) {
+        const struct prom_series *s = &v->series[i];
+        for (int done = 0; done < 2; done++) {
+            if (!s->calls[done])
+                continue; /* as the exporter: a label set exists once it was counted */
+            jb_lit(b, "skill_invocations_total{");
+            skill_phase_labels(b, s);
+            label(b, 0, "completed", done ? "true" : "false", done ? 4 : 5);
+            jb_lit(b, "} ");
+            jb_int(b, (long long)s->calls[done]);
+            jb_lit(b, "\n");
+        }
+    }
+}
+
+static void write_duration_histograms(jbuf *b, const struct prom_view *v)
+{
+    family_header(b, "skill_duration_seconds", "histogram",
+                  "Durations of skill invocations in the database, by skill and workflow phase.");
+    for (size_t i = 0; i < v->n_series; i++) {
+        const struct prom_series *s = &v->series[i];
+        uint64_t cumulative = 0;
+        if (!s->n_durations)
+            continue;
+        for (size_t k = 0; k <= PROM_DURATION_BUCKETS; k++) {
+            cumulative += s->buckets[k];
+            jb_lit(b, "skill_duration_seconds_bucket{");
+            skill_phase_labels(b, s);
+            jb_lit(b, ",le=\"");
+            if (k < PROM_DURATION_BUCKETS)
+                jb_double(b, prom_duration_bounds[k]);
+            else
+                jb_lit(b, "+Inf");
+            jb_lit(b, "\"} ");
+            jb_int(b, (long long)cumulative);
+            jb_lit(b, "\n");
+        }
+        jb_lit(b, "skill_duration_seconds_sum{");
+        skill_phase_labels(b, s);
+        jb_lit(b, "} ");
+        prom_double(b, s->sum_durations);
+        jb_lit(b, "\nskill_duration_seconds_count{");
+        skill_phase_labels(b, s);
+        jb_lit(b, "} ");
+        jb_int(b, (long long)s->n_durations);
+        jb_lit(b, "\n");
+    }
+}
+
+static void write_completion_rates(jbuf *b, const struct metrics *m)
+{
+    family_header(b, "skill_completion_rate", "gauge",
+                  "Share of the skill's invocations that completed, 0..1 (all time).");
+    for (size_t i = 0; i < m->n_skills; i++) {
+        const struct skill_stats *st = &m->skills[i];
+        if (st->total_invocations <= 0)
+            continue;
+        jb_lit(b, "skill_completion_rate{");
+        label(b, 1, "skill_name", st->name, st->name_len);
+        jb_lit(b, "} ");
+        prom_double(b, (double)st->completed_invocations / (double)st->total_invocations);
+        jb_lit(b, "\n");
+    }
+}
+
+static void write_anomaly_counts(jbuf *b, const struct prom_view *v)
+{
+    family_header(b, "anomalies_detected_total", "counter",
+                  "Times a (skill, anomaly type) became active in the broadcast, since the server started.");
+    for (size_t i = 0; i < v->n_anomalies; i++) {
+        const struct prom_anomaly_count *c = &v->anomalies[i];
+        const char *type = anomaly_type_name(c->type);
+        jb_lit(b, "anomalies_detected_total{");
+        label(b, 1, "anomaly_type", type, strlen(type));
+        label(b, 0, "skill_name", c->skill, c->skill_len);
+        jb_lit(b, "} ");
+        jb_int(b, (long long)c->count);
+        jb_lit(b, "\n");
+    }
+}
+
+/* The names session-buddy's dashboards and alert rules query, without the session_buddy_ prefix. */
+static void write_upstream_metrics(const struct http_context *ctx, jbuf *b)
+{
+    const struct metrics *m = ctx->snapshot ? ctx->snapshot->metrics : NULL;
+
+    if (ctx->ticker->last_ok_ms >= 0) {
+        family_header(b, "skill_metrics_cache_last_update", "gauge",
+                      "Unix time the server's metrics were last read from the database.");
+        jb_lit(b, "skill_metrics_cache_last_update ");
+        jb_double(b, (double)ctx->ticker->last_ok_ms / 1000.0);
+        jb_lit(b, "\n");
+    }
+    if (!m || !m->prom)
+        return; /* no DB read yet */
+    write_invocation_counts(b, m->prom);
+    write_duration_histograms(b, m->prom);
+    write_completion_rates(b, m);
+    write_anomaly_counts(b, m->prom);
+    family_header(b, "active_sessions_total", "gauge",
+                  "Sessions (distinct session_id) with an invocation in the last hour.");
+    jb_lit(b, "active_sessions_total ");
+    jb_int(b, (long long)m->prom->active_sessions);
+    jb_lit(b, "\n");
+}
+
 static void write_metrics(const struct http_context *ctx, struct http_response *res, jbuf *b)
 {
     const struct service_counters *c = ctx->counters;
@@ -166,6 +321,7 @@ static void write_metrics(const struct http_context *ctx, struct http_response *
         for (size_t i = 0; i < m->n_skills; i++)
             skill_sample(b, "skill_anomalous", &m->skills[i], m->skills[i].is_anomalous ? 1.0 : 0.0);
     }
+    write_upstream_metrics(ctx, b);
 }
 
 int http_route(const struct http_context *ctx, const char *path, struct http_response *res,

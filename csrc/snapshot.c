@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prom_metrics.h"
 #include "timeutil.h"
 
 static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
@@ -103,6 +104,7 @@ void metrics_unref(struct metrics *m)
         return;
     skill_stats_free_array(m->skills, m->n_skills);
     anomaly_free_array(m->anomalies, m->n_anomalies);
+    prom_view_unref(m->prom);
     free(m->by_name);
     free(m);
 }

@@ -7,6 +7,8 @@
 
 #include "json_writer.h"
 
+struct prom_view;
+
 /* Per-skill figures; field names follow SPEC section 2. */
 struct skill_stats {
     char *name;                     /* owned */
@@ -43,6 +45,7 @@ struct metrics {
     struct skill_stats **by_name;   /* the same entries sorted by name, for lookups */
     struct anomaly *anomalies;      /* sorted by |deviation_score| desc */
     size_t n_anomalies;
+    struct prom_view *prom;         /* owned reference to the Prometheus figures, or NULL */
 };
 
 /* One broadcast: metrics plus the envelope of the tick that produced it. */

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "prom_reader.h"
 #include "timeutil.h"
 
 int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size_t top_n,
@@ -28,6 +29,7 @@ int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size
     t->publish = publish;
     t->publish_ctx = publish_ctx;
     t->metrics.last_tick_ms = -1;
+    t->metrics.last_ok_ms = -1;
     pthread_mutex_init(&t->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -232,16 +234,29 @@ static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, si
         return NULL;
     if (fresh) {
         struct analytics *engine = analytics_new();
-        if (!engine || dbr_load_all(r, engine, now, &unparseable, err, errlen) < 0) {
-            if (!engine)
+        struct prom_engine *prom = prom_new();
+        if (!engine || !prom || dbr_load_all(r, engine, now, &unparseable, err, errlen) < 0) {
+            if (!engine || !prom)
                 snprintf(err, errlen, "out of memory");
             analytics_free(engine);
+            prom_free(prom);
+            return NULL;
+        }
+        if (prom_load(prom, r->db, r->last_id, now, err, errlen) < 0) {
+            /* The reader's last id has moved on: only a whole new startup read is consistent. */
+            analytics_free(engine);
+            prom_free(prom);
+            analytics_free(t->engine);
+            t->engine = NULL;
             return NULL;
         }
         analytics_free(t->engine);
         t->engine = engine;
+        prom_free(t->prom);
+        t->prom = prom;
         clear_active(t);
-    } else if (dbr_ingest(r, t->engine, &unparseable, err, errlen) < 0) {
+    } else if (dbr_ingest(r, t->engine, &unparseable, err, errlen) < 0 ||
+               prom_ingest(t->prom, r->db, r->last_id, err, errlen) < 0) {
         return NULL;
     }
     if (unparseable && !t->warned_bad_time) {
@@ -266,11 +281,19 @@ static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, si
         anomaly_free_array(detected, n_detected);
         return NULL;
     }
-    if (merge_external(&detected, &n_detected, external, n_external) < 0)
+    if (merge_external(&detected, &n_detected, external, n_external) < 0 ||
+        prom_anomalies_seen(t->prom, detected, n_detected) < 0)
+        goto oom;
+    struct prom_view *prom = prom_view_get(t->prom, now);
+    if (!prom)
         goto oom;
     struct metrics *m = metrics_build(skills, n_skills, detected, n_detected);
-    if (!m)
+    if (!m) {
+        prom_view_unref(prom);
         snprintf(err, errlen, "out of memory building a snapshot");
+        return NULL;
+    }
+    m->prom = prom; /* the reference from prom_view_get */
     return m;
 
 oom:
@@ -295,6 +318,8 @@ static void record_tick(struct ticker *t, int64_t us, int64_t now_ms, int db_ok)
     t->metrics.duration_sum_s += s;
     t->metrics.db_errors += !db_ok;
     t->metrics.last_tick_ms = now_ms;
+    if (db_ok)
+        t->metrics.last_ok_ms = now_ms;
     t->metrics.db_ok = db_ok;
     if (t->ticks == 0)
         t->first_tick_us = us;
@@ -476,6 +501,8 @@ void ticker_destroy(struct ticker *t)
     t->latest = NULL;
     analytics_free(t->engine);
     t->engine = NULL;
+    prom_free(t->prom);
+    t->prom = NULL;
     clear_active(t);
     metrics_unref(t->last_good);
     t->last_good = NULL;

@@ -9,6 +9,7 @@
 #include "analytics.h"
 #include "db_reader.h"
 #include "event_queue.h"
+#include "prom_metrics.h"
 #include "snapshot.h"
 
 /* An anomaly the engine reports as active, with the DB row that records it. */
@@ -33,6 +34,7 @@ struct ticker_metrics {
     double duration_sum_s;
     uint64_t db_errors;                  /* ticks that could not read the DB */
     int64_t last_tick_ms;                /* wall time of the last tick, -1 before the first */
+    int64_t last_ok_ms;                  /* wall time of the last tick that read the DB, or -1 */
     int db_ok;                           /* the last tick read the DB */
 };
 
@@ -65,6 +67,7 @@ struct ticker {
     /* ticker thread only */
     struct db_reader reader;
     struct analytics *engine;     /* NULL until the first successful startup read */
+    struct prom_engine *prom;     /* session-buddy's Prometheus figures; set with engine */
     struct active_anomaly *active;
     size_t n_active;
     struct metrics *last_good;

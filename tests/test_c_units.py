@@ -23,7 +23,8 @@ PROGRAMS: dict[str, list[str]] = {
     "test_jwt": ["jwt.c", "json_object.c", "json_writer.c"],
     "test_json_writer": ["json_writer.c"],
     "test_timeutil": ["timeutil.c"],
-    "test_analytics": ["analytics.c", "snapshot.c", "json_writer.c", "timeutil.c"],
+    "test_analytics": ["analytics.c", "snapshot.c", "prom_metrics.c", "json_writer.c", "timeutil.c"],
+    "test_prom_metrics": ["prom_metrics.c"],
 }
 
 # The extension's own warning set (setup.py), made fatal; _GNU_SOURCE as setup.py defines it.
