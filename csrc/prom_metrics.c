@@ -216,22 +216,6 @@ int prom_add_invocation(struct prom_engine *p, const char *skill, size_t skill_l
     return 0;
 }
 
-int prom_add_totals(struct prom_engine *p, const char *skill, size_t skill_len, const char *phase,
-                    size_t phase_len, int completed, uint64_t calls, uint64_t n_durations,
-                    double sum_durations, const uint64_t *buckets)
-{
-    struct prom_series *s = series_for(p, skill, skill_len, phase, phase_len);
-    if (!s)
-        return -1;
-    s->calls[completed ? 1 : 0] += calls;
-    for (size_t i = 0; i <= PROM_DURATION_BUCKETS; i++)
-        s->buckets[i] += buckets[i];
-    s->n_durations += n_durations;
-    s->sum_durations += sum_durations;
-    p->changed = 1;
-    return 0;
-}
-
 /* ---- sessions: a hash for lookups, a min-heap on last_ms for expiry ---- */
 
 static void heap_swap(struct prom_engine *p, size_t i, size_t j)

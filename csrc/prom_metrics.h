@@ -76,16 +76,6 @@ int prom_add_invocation(struct prom_engine *p, const char *skill, size_t skill_l
                         const char *phase, size_t phase_len, int completed, int has_duration,
                         double duration);
 
-/*
- * Add totals read in bulk at startup for one (skill, phase, completed) group:
- * calls invocations, of which n_durations had a duration summing to
- * sum_durations, spread over buckets (not cumulative, PROM_DURATION_BUCKETS+1
- * entries).  Groups that map to the same labels add up.  Returns 0 or -1 (out of memory).
- */
-int prom_add_totals(struct prom_engine *p, const char *skill, size_t skill_len, const char *phase,
-                    size_t phase_len, int completed, uint64_t calls, uint64_t n_durations,
-                    double sum_durations, const uint64_t *buckets);
-
 /* Note an invocation of session at invoked_ms (-1 = unknown time: ignored).  Returns 0 or -1. */
 int prom_session_seen(struct prom_engine *p, const char *session, size_t len, int64_t invoked_ms);
 

@@ -10,18 +10,15 @@
  * day boundary that cutting the bound to its date adds (see RECENT_MARGIN_MS in db_reader.c). */
 #define SESSION_MARGIN_MS (PROM_ACTIVE_SESSION_MS + 15LL * 3600 * 1000)
 
-/* A duration counts when it is a number, in the startup aggregate and in new rows alike. */
+/* A duration counts when it is a number, in the startup read and in new rows alike. */
 #define DURATION_EXPR \
     "CASE WHEN typeof(duration_seconds) IN ('integer', 'real') THEN duration_seconds END"
 
-/* %s: the phase column, or NULL before V3.  ?1 = max id, ?2..?10 = the bucket bounds. */
-static const char TOTALS_SQL[] =
-    "SELECT skill_name, phase, c, COUNT(*), COUNT(d), TOTAL(d),"
-    " SUM(d <= ?2), SUM(d <= ?3), SUM(d <= ?4), SUM(d <= ?5), SUM(d <= ?6), SUM(d <= ?7),"
-    " SUM(d <= ?8), SUM(d <= ?9), SUM(d <= ?10)"
-    " FROM (SELECT skill_name, %s AS phase, completed != 0 AS c, " DURATION_EXPR " AS d"
-    " FROM skill_invocation WHERE id <= ?1 AND skill_name IS NOT NULL)"
-    " GROUP BY skill_name, phase, c";
+/* %s: the phase column, or NULL before V3.  ?1 = max id.  Streamed into the engine's hash
+ * table: cheaper than a GROUP BY, which has to sort the whole log first. */
+static const char ALL_ROWS_SQL[] =
+    "SELECT skill_name, %s, completed != 0, " DURATION_EXPR
+    " FROM skill_invocation WHERE id <= ?1 AND skill_name IS NOT NULL";
 
 /* %s: the session column, or NULL.  ?1 = max id, ?2 = the text bound. */
 static const char SESSIONS_SQL[] =
@@ -88,38 +85,30 @@ static int note_session(struct prom_engine *p, sqlite3_stmt *st, int session_col
     return prom_session_seen(p, session, len, t_ms);
 }
 
+/* Count one row (skill, phase, completed, duration).  Returns 0 or -1 (out of memory). */
+static int count_row(struct prom_engine *p, sqlite3_stmt *st, int col)
+{
+    if (!skill_ok(st, col))
+        return 0;
+    return prom_add_invocation(p, (const char *)sqlite3_column_text(st, col),
+                               (size_t)sqlite3_column_bytes(st, col),
+                               (const char *)sqlite3_column_text(st, col + 1),
+                               (size_t)sqlite3_column_bytes(st, col + 1),
+                               sqlite3_column_int(st, col + 2),
+                               sqlite3_column_type(st, col + 3) != SQLITE_NULL,
+                               sqlite3_column_double(st, col + 3));
+}
+
 static int load_totals(struct prom_engine *p, sqlite3 *db, const char *phase_col, int64_t max_id,
                        char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(db, TOTALS_SQL, phase_col, "", &st);
+    int rc = prepare(db, ALL_ROWS_SQL, phase_col, "", &st);
 
-    if (rc == SQLITE_OK) {
+    if (rc == SQLITE_OK)
         sqlite3_bind_int64(st, 1, max_id);
-        for (int i = 0; i < PROM_DURATION_BUCKETS; i++)
-            sqlite3_bind_double(st, 2 + i, prom_duration_bounds[i]);
-    }
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t buckets[PROM_DURATION_BUCKETS + 1];
-        uint64_t below = 0, n_durations = (uint64_t)sqlite3_column_int64(st, 4);
-        rc = SQLITE_OK;
-        if (!skill_ok(st, 0))
-            continue;
-        /* SQLite counts cumulatively (d <= bound); the engine keeps one count per bucket. */
-        for (int i = 0; i < PROM_DURATION_BUCKETS; i++) {
-            uint64_t upto = (uint64_t)sqlite3_column_int64(st, 6 + i);
-            buckets[i] = upto - below;
-            below = upto;
-        }
-        buckets[PROM_DURATION_BUCKETS] = n_durations - below;
-        if (prom_add_totals(p, (const char *)sqlite3_column_text(st, 0),
-                            (size_t)sqlite3_column_bytes(st, 0),
-                            (const char *)sqlite3_column_text(st, 1),
-                            (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_int(st, 2),
-                            (uint64_t)sqlite3_column_int64(st, 3), n_durations,
-                            sqlite3_column_double(st, 5), buckets) < 0)
-            rc = SQLITE_NOMEM;
-    }
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        rc = count_row(p, st, 0) < 0 ? SQLITE_NOMEM : SQLITE_OK;
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : sql_fail(db, err, errlen, "startup totals for /metrics failed");
 }
@@ -175,18 +164,10 @@ int prom_ingest(struct prom_engine *p, sqlite3 *db, int64_t up_to_id, char *err,
     }
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
-        if (skill_ok(st, 1)) {
-            int has_duration = sqlite3_column_type(st, 4) != SQLITE_NULL;
-            /* The session first: noting it twice is harmless if the count below fails. */
-            if (note_session(p, st, 5, 6) < 0 ||
-                prom_add_invocation(p, (const char *)sqlite3_column_text(st, 1),
-                                    (size_t)sqlite3_column_bytes(st, 1),
-                                    (const char *)sqlite3_column_text(st, 2),
-                                    (size_t)sqlite3_column_bytes(st, 2), sqlite3_column_int(st, 3),
-                                    has_duration, sqlite3_column_double(st, 4)) < 0) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
+        /* The session first: noting it twice is harmless if the count below fails. */
+        if (note_session(p, st, 5, 6) < 0 || count_row(p, st, 1) < 0) {
+            rc = SQLITE_NOMEM;
+            break;
         }
         last = sqlite3_column_int64(st, 0);
     }

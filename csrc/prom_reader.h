@@ -12,9 +12,9 @@
 #define PROM_MAX_SKILL_BYTES 1024
 
 /*
- * The startup read, once per (re)load of the DB: per-(skill, phase, completed)
- * totals of every row with id <= max_id (one aggregate scan, GROUP BY in
- * SQLite), and the sessions of the rows of roughly the last day and a half
+ * The startup read, once per (re)load of the DB: every row with id <= max_id
+ * counted into the engine (one scan of the log, no sort: cheaper than a GROUP
+ * BY), and the sessions of the rows of roughly the last day and a half
  * (through the invoked_at index).  Sets the engine's last id to max_id.
  * Returns 0, or -1 with a reason in err (the engine must then be discarded).
  */

@@ -70,8 +70,11 @@ static void test_series_and_buckets(void)
     add(p, "pytest", NULL, 1, 2.0);
     add(p, "pytest", "", 0, NAN);          /* empty phase: "unknown" too */
     add(p, "ruff", "setup", 1, -1.0);      /* a negative duration is below every bound */
-    uint64_t startup[PROM_DURATION_BUCKETS + 1] = {0, 0, 0, 2, 0, 0, 0, 0, 0, 1};
-    CHECK(prom_add_totals(p, "pytest", 6, "unknown", 7, 1, 10, 3, 1003.0, startup) == 0, "totals");
+    add(p, "pytest", "unknown", 1, 1.5);   /* the label itself merges with NULL and empty */
+    add(p, "pytest", "unknown", 1, 1.5);
+    add(p, "pytest", "unknown", 1, 1000.0);
+    for (int i = 0; i < 7; i++)
+        add(p, "pytest", "unknown", 1, NAN);
 
     struct prom_view *v = view(p, NOW);
     CHECK(v->n_series == 3, "3 series, got %zu", v->n_series);
@@ -81,7 +84,7 @@ static void test_series_and_buckets(void)
           e->buckets[9] == 1, "execution buckets");
     CHECK(e && fabs(e->sum_durations - 601.20001) < 1e-9, "sum %f", e ? e->sum_durations : 0);
     const struct prom_series *u = series(v, "pytest", PROM_UNKNOWN_PHASE);
-    CHECK(u && u->calls[1] == 11 && u->calls[0] == 1, "unknown phase merges NULL, empty and startup totals");
+    CHECK(u && u->calls[1] == 11 && u->calls[0] == 1, "unknown phase merges NULL, empty and \"unknown\"");
     CHECK(u && u->n_durations == 4 && u->buckets[3] == 3 && u->buckets[9] == 1, "unknown buckets");
     const struct prom_series *r = series(v, "ruff", "setup");
     CHECK(r && r->buckets[0] == 1, "negative duration in the first bucket");
