@@ -97,6 +97,7 @@ void prom_set_last_id(struct prom_engine *p, int64_t id);
  */
 struct prom_view *prom_view_get(struct prom_engine *p, int64_t now_ms);
 
+/* Take one more reference (any thread). */
 void prom_view_ref(struct prom_view *v);
 /* Drop a reference; the last one frees the view.  NULL is fine. */
 void prom_view_unref(struct prom_view *v);

@@ -213,3 +213,14 @@ async def test_startup_with_many_groups_then_a_replaced_file(server_factory, tmp
     text = await scrape(server)  # every tick checks the file's identity before reading
     assert_matches(text, other)
     assert active_sessions(text) == 1
+
+
+async def test_an_infinite_duration_keeps_the_scrape_parseable(server_factory, tmp_path: Path) -> None:
+    """SQLite stores 1e999 as +Inf: the sum is written as the text format's +Inf, not JSON's null."""
+    db = create_db(tmp_path / "prom" / "skills.db")
+    rows = [Row("odd", utc_now() - M, True, math.inf), Row("odd", utc_now() - M, True, 2.0)]
+    insert_rows(db, rows)
+    server = await server_factory(db_path=db)
+    text = await scrape(server)
+    assert 'skill_duration_seconds_sum{skill_name="odd",workflow_phase="execution"} +Inf' in text
+    assert_matches(text, rows)
