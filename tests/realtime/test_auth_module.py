@@ -176,3 +176,18 @@ def test_authenticator_arguments() -> None:
 def test_bad_arguments(kwargs) -> None:
     with pytest.raises(ValueError):
         auth.generate_token(**kwargs, secret=SECRET)
+
+
+async def test_upstream_style_setup_authenticates_over_the_network(monkeypatch, server_factory, client_factory) -> None:
+    """session-buddy's way: the environment turns auth on, get_authenticator() mints the token;
+    a server started from the same environment accepts it; another secret's token is refused."""
+    _reloaded(monkeypatch, SESSION_BUDDY_AUTH_ENABLED="true", SESSION_BUDDY_JWT_SECRET=SECRET)
+    authenticator = auth.get_authenticator()
+    assert authenticator is not None
+    server = await server_factory()  # no require_auth, no jwt_secret: the environment only
+    token = authenticator.create_token({"user_id": "ops", "permissions": ["session-buddy:read"]})
+    _, hello = await client_factory.with_hello(server, additional_headers={"Authorization": f"Bearer {token}"})
+    assert hello["authenticated"] is True
+    assert authenticator.authenticate_connection(token, ["session-buddy:read"])["user_id"] == "ops"
+    forged = auth.Authenticator("not-the-server-secret-0123456789abcdef").create_token({"user_id": "ops"})
+    assert authenticator.authenticate_connection(forged) is None
