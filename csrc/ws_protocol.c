@@ -482,7 +482,9 @@ static void format_peer(struct lws *wsi, char *out, size_t len)
 }
 
 /* Let an authenticated (or unauthenticated, when allowed) client in: it joins the
- * "all skills" group, becomes visible in `clients` and gets its greeting. */
+ * "all skills" group, becomes visible in `clients` and gets its greeting.  Nothing else
+ * follows until the next tick: clients written for session-buddy's pure-Python server read
+ * the reply to their first request as the frame after `connected`. */
 static void session_admit(struct session *s)
 {
     struct service *svc = s->svc;
@@ -499,6 +501,8 @@ static void session_admit(struct session *s)
     svc->n_sessions++;
     s->admitted = 1;
     pthread_mutex_unlock(&svc->lock);
+    /* The current snapshot counts as sent: the first update is the next tick's. */
+    s->sent_seq = svc->current ? svc->current->seq : 0;
 
     if (s->authenticated)
         sb_log(svc->events, SB_INFO, "client %llu connected from %s as user '%s' (%zu connected)",
@@ -515,8 +519,9 @@ static void session_auth_failed(struct session *s, const char *why)
     struct service *svc = s->svc;
     svc->counters.auth_failures++;
     /* The token itself is never logged. */
-    sb_log(svc->events, SB_WARNING, "client %llu (%s): authentication failed: %s",
-           (unsigned long long)s->id, s->peer, why);
+    sb_log_topic(svc->events, SB_TOPIC_AUTH, SB_WARNING,
+                 "client %llu (%s): authentication failed: %s", (unsigned long long)s->id, s->peer,
+                 why);
     session_close_with(s, SB_CLOSE_AUTH_FAILED, "Authentication failed");
 }
 
@@ -540,6 +545,9 @@ static void session_check_token(struct session *s, const char *token, size_t len
     memcpy(s->user_id, claims.user_id, sizeof(s->user_id));
     jwt_claims_free(&claims);
     s->authenticated = 1;
+    sb_log_topic(svc->events, SB_TOPIC_AUTH, SB_INFO,
+                 "client %llu (%s) authenticated as user '%s' (token from the %s)",
+                 (unsigned long long)s->id, s->peer, s->user_id, source);
     session_admit(s);
 }
 
