@@ -36,9 +36,9 @@ static PyObject *core_verify_jwt(PyObject *Py_UNUSED(module), PyObject *args)
     return payload;
 }
 
-/* verify_jwt_user(token, secret, now) -> user_id: the user a valid token names, taken as the
- * network path takes it ("user_id", else "sub", cut to JWT_MAX_USER_ID bytes); ValueError(reason)
- * when the token is refused. */
+/* verify_jwt_user(token, secret, now) -> (user_id, payload bytes): the user a valid token names,
+ * taken as the network path takes it ("user_id", else "sub", cut to JWT_MAX_USER_ID bytes), and
+ * the payload JSON; ValueError(reason) when the token is refused. */
 static PyObject *core_verify_jwt_user(PyObject *Py_UNUSED(module), PyObject *args)
 {
     const char *token, *secret;
@@ -66,8 +66,12 @@ static PyObject *core_verify_jwt_user(PyObject *Py_UNUSED(module), PyObject *arg
     }
     PyObject *user = PyUnicode_DecodeUTF8(claims.user_id, (Py_ssize_t)strlen(claims.user_id),
                                           "replace");
+    PyObject *out = user ? Py_BuildValue("(Oy#)", user, claims.payload,
+                                         (Py_ssize_t)claims.payload_len)
+                         : NULL;
+    Py_XDECREF(user);
     jwt_claims_free(&claims);
-    return user;
+    return out;
 }
 
 static PyMethodDef core_methods[] = {
@@ -75,8 +79,9 @@ static PyMethodDef core_methods[] = {
      "verify_jwt(token, secret, now) -> bytes\n--\n\n"
      "Verify an HS256 JWT at Unix time now; return its payload JSON or raise ValueError."},
     {"verify_jwt_user", core_verify_jwt_user, METH_VARARGS,
-     "verify_jwt_user(token, secret, now) -> str\n--\n\n"
-     "Verify an HS256 JWT at Unix time now; return the user it names or raise ValueError."},
+     "verify_jwt_user(token, secret, now) -> (str, bytes)\n--\n\n"
+     "Verify an HS256 JWT at Unix time now; return the user it names and its payload JSON, "
+     "or raise ValueError."},
     {NULL, NULL, 0, NULL},
 };
 

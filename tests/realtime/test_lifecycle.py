@@ -34,7 +34,7 @@ LOGGER = "session_buddy.realtime"
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+    return [r for r in caplog.records if r.name.startswith(LOGGER) and r.levelno == logging.WARNING]
 
 
 async def _assert_serves(server: RealTimeMetricsServer) -> None:
