@@ -264,10 +264,10 @@ static void session_apply(struct session *s, const struct dispatch_result *res)
 }
 
 
-/* Subscribed, and not yet sent the current snapshot. */
+/* Subscribed, and not yet sent the current snapshot (or a newer one: see session_admit). */
 static int update_pending(const struct session *s)
 {
-    return s->group && s->svc->current && s->sent_seq != s->svc->current->seq;
+    return s->group && s->svc->current && s->sent_seq < s->svc->current->seq;
 }
 
 static void session_handle_message(struct session *s)
@@ -501,8 +501,11 @@ static void session_admit(struct session *s)
     svc->n_sessions++;
     s->admitted = 1;
     pthread_mutex_unlock(&svc->lock);
-    /* The current snapshot counts as sent: the first update is the next tick's. */
-    s->sent_seq = svc->current ? svc->current->seq : 0;
+    /* Every snapshot built so far counts as sent, also one still on its way to this thread:
+     * the first update is the next tick's. */
+    struct snapshot *latest = ticker_latest(svc->ticker);
+    s->sent_seq = latest ? latest->seq : 0;
+    snapshot_unref(latest);
 
     if (s->authenticated)
         sb_log(svc->events, SB_INFO, "client %llu connected from %s as user '%s' (%zu connected)",

@@ -106,6 +106,7 @@ class ServerState:
         self.subscribers: list[_Subscriber] = []
         self.tick_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.starting: asyncio.Future[None] | None = None
+        self.first_snapshot: asyncio.Future[None] | None = None
         self.stopped: asyncio.Future[None] | None = None
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -350,12 +351,20 @@ async def _start(server: Any, state: ServerState, loop: asyncio.AbstractEventLoo
     state.loop = loop
     state.stopping = False
     state.stopped = loop.create_future()
+    state.first_snapshot = loop.create_future()
     state.fd = server._event_fd
     loop.add_reader(state.fd, _drain_events, server)
     _server_log(server).info(
         "real-time metrics server listening on %s (db %s, interval %.3gs, authentication %s)",
         server.url, server.db_path, server.update_interval, "on" if secret else "off",
     )
+    # Ready once the startup tick is built: a client that connects after start() returned then
+    # hears nothing but its replies until the next tick (csrc/ws_protocol.c, session_admit).
+    try:
+        await asyncio.shield(state.first_snapshot)
+    except asyncio.CancelledError:
+        await _stop(server, state)  # a cancelled start leaves nothing running
+        raise
 
 
 async def stop(server: Any) -> None:
@@ -367,6 +376,10 @@ async def stop(server: Any) -> None:
     if not server.running or state.stopping:
         _server_log(server).warning("stop() called on a server that is not running")
         return
+    await _stop(server, state)
+
+
+async def _stop(server: Any, state: ServerState) -> None:
     state.stopping = True
     try:
         server._request_stop()
@@ -410,11 +423,12 @@ def _drain_events(server: Any) -> None:
             topic_logger(server, value).log(level, "%s", text)
         elif kind == EV_SNAPSHOT:
             new_snapshot = True
+            _settle(state.first_snapshot)
         elif kind == EV_TICK_DONE:
             tick_done = value
         elif kind == EV_STOPPED:
-            if state.stopped is not None and not state.stopped.done():
-                state.stopped.set_result(None)
+            _settle(state.stopped)
+            _settle(state.first_snapshot)
     if new_snapshot and server.running:
         _hand_out_snapshot(server)
     if tick_done is not None:
