@@ -85,6 +85,7 @@ class _InProcessClient:
     reply_bytes: int = 0
     sender: asyncio.Task[None] | None = None
     dropped: bool = False  # closed by the server for not reading
+    closing: asyncio.Task[None] | None = None  # that close, while it runs
 
 
 @dataclass(eq=False)
@@ -554,7 +555,7 @@ def _drop(server: Any, client: _InProcessClient, code: int, reason: str) -> None
     if client.sender is not None and not client.sender.done() and client.sender is not asyncio.current_task():
         client.sender.cancel()
     if callable(getattr(client.obj, "close", None)):
-        _spawn(server._state, _close(client.obj, code, reason, CLOSE_GRACE_S))
+        client.closing = _spawn(server._state, _close(client.obj, code, reason, CLOSE_GRACE_S))
 
 
 async def _close(ws: Any, code: int, reason: str, timeout: float | None = None) -> None:
@@ -863,3 +864,5 @@ async def client_handler(server: Any, ws: Any) -> None:
             raise
     finally:
         unregister_client(server, ws)
+    if client.closing is not None:
+        await client.closing  # the app would otherwise close the connection first, with 1000
