@@ -370,6 +370,10 @@ async def _start(server: Any, state: ServerState, loop: asyncio.AbstractEventLoo
 
 async def stop(server: Any) -> None:
     state: ServerState = server._state
+    if not server.running and state.starting is None:
+        # `create_task(server.start())` then `await server.stop()`: that start has not begun yet.
+        # Its task is ahead of this one in the loop's queue, so one turn lets it register.
+        await asyncio.sleep(0)
     if state.starting is not None:
         await asyncio.shield(state.starting)
         if not server.running:
