@@ -179,7 +179,7 @@ def test_versions_above_4_belong_to_other_databases_and_are_skipped(tmp_path: Pa
     (folder / "V5__ulid_migration__down.sql").write_text("SELECT 1;\n")
     (folder / "V6__ulid_contract__up.sql").write_text("DROP INDEX idx_reflections_ulid;\n")
     db = tmp_path / "skills.db"
-    manager = MigrationManager(db, migration_dir=folder)
+    manager = MigrationManager(db_path=db, migration_dir=folder)  # session-buddy's keywords
     assert [m.version for m in manager.migrations] == VERSIONS
     assert manager.migrate() == VERSIONS
     assert manager.pending() == []
