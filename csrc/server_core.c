@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static char *dup_or_null(const char *s, int *oom)
 {
     char *d = s ? strdup(s) : NULL;

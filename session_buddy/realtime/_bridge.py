@@ -19,15 +19,13 @@ import os
 import resource
 import socket
 import ssl
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from session_buddy.realtime._core import verify_jwt_user
+from session_buddy.realtime._mount_auth import AuthRefused, authenticate_mounted
 
 __all__ = ["NetworkClient", "ServerState"]
 
@@ -47,10 +45,6 @@ EV_LOG, EV_SNAPSHOT, EV_TICK_DONE, EV_STOPPED = 1, 2, 3, 4
 # In-process clients are held to the network path's slow-consumer bounds: one unsent
 # metrics_update at most (a newer one replaces it), and replies up to this many bytes.
 MAX_QUEUED_REPLY_BYTES = 64 * 1024
-# Authentication of a mounted client, as on the network path: a token within this time, and an
-# Authorization header shorter than this.
-AUTH_TIMEOUT_S = 5.0
-MAX_HEADER_VALUE = 4096
 # A client dropped for not reading gets this long to take its close frame.
 CLOSE_GRACE_S = 5.0
 
@@ -731,109 +725,26 @@ def _is_connection_closed(exc: BaseException) -> bool:
 # ---- client_handler: the stream mounted in another web app -----------------------------------
 
 
-def _request_parts(ws: Any) -> tuple[Any, str | None]:
-    """(headers, the ?token= value) of the handshake, from the shapes client_handler knows:
-    websockets' ServerConnection (`request.headers`, `request.path`), its legacy server
-    protocol (`request_headers`, `path`), and Starlette's WebSocket (`headers`, and
-    `query_params` or `url`).  (None, None) for an object that has none of them."""
-    request = getattr(ws, "request", None)
-    if request is not None and hasattr(request, "headers"):
-        return request.headers, _query_token(urlsplit(str(getattr(request, "path", "") or "")).query)
-    if hasattr(ws, "request_headers"):
-        return ws.request_headers, _query_token(urlsplit(str(getattr(ws, "path", "") or "")).query)
-    headers = getattr(ws, "headers", None)
-    params = getattr(ws, "query_params", None)
-    if params is not None:
-        token = params.get("token")
-        return headers, token if isinstance(token, str) and token else None
-    url = getattr(ws, "url", None)
-    if url is not None:
-        query = getattr(url, "query", None)
-        return headers, _query_token(query if isinstance(query, str) else urlsplit(str(url)).query)
-    return headers, None
-
-
-def _query_token(query: str) -> str | None:
-    """The first token= argument, URL-decoded; None when absent or empty (as lws reads it)."""
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key == "token":
-            return value or None
-    return None
-
-
-def _header(headers: Any, name: str) -> str | None:
-    if headers is None:
-        return None
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(name.lower())
-    return value if isinstance(value, str) else None
-
-
-def _handshake_token(ws: Any) -> tuple[str | None, str | None]:
-    """(token, None), (None, None) when the handshake carries none, or (None, why) when it is
-    refused outright.  The network path's order: "Authorization: Bearer", then ?token=."""
-    headers, query_token = _request_parts(ws)
-    authorization = _header(headers, "Authorization")
-    if authorization:
-        if len(authorization.encode("utf-8", "surrogateescape")) >= MAX_HEADER_VALUE:
-            return None, "Authorization header too long"
-        if authorization[:7].lower() == "bearer ":
-            return authorization[7:], None
-    return query_token, None
-
-
-def _check_token(server: Any, ws: Any, token: str, source: str, secret: bytes) -> tuple[str, dict[str, Any]] | None:
-    """(user_id, claims) of a valid token, else None with the refusal logged (never the token)."""
-    try:
-        user_id, payload = verify_jwt_user(token, secret, time.time())
-    except ValueError as exc:
-        _auth_failed(server, ws, f"{exc} (token from the {source})")
-        return None
-    _auth_log(server).info(
-        "in-process client %s authenticated as user '%s' (token from the %s)", _describe(ws), user_id, source
-    )
-    return user_id, json.loads(payload)
-
-
 def _auth_failed(server: Any, ws: Any, why: str) -> None:
     _auth_log(server).warning("in-process client %s: authentication failed: %s", _describe(ws), why)
 
 
-async def _authenticate(
-    server: Any, ws: Any, messages: Any, secret: bytes
-) -> tuple[str, dict[str, Any]] | None:
-    """The network path's rules: a token in the handshake, else a first message
-    {"type": "auth", "token": ...} (or {"token": ...}) within AUTH_TIMEOUT_S; other messages
-    meanwhile are answered with `auth_required`."""
-    token, refused = _handshake_token(ws)
-    if refused is not None:
-        _auth_failed(server, ws, refused)
-        return None
-    if token is not None:
-        return _check_token(server, ws, token, "handshake", secret)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + AUTH_TIMEOUT_S
+async def _authenticate(server: Any, ws: Any, messages: Any, secret: bytes) -> tuple[str, dict[str, Any]] | None:
+    """(user_id, claims) once ws has authenticated as on the network path, else None (logged)."""
     try:
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise asyncio.TimeoutError
-            message = await asyncio.wait_for(messages.__anext__(), remaining)
-            reply, action, value = server._dispatch(message, True)
-            if action == "auth":
-                return _check_token(server, ws, value, "auth message", secret)
-            if reply is not None:
-                await asyncio.wait_for(ws.send(reply), max(deadline - loop.time(), 0.001))
-    except asyncio.TimeoutError:
-        _auth_failed(server, ws, f"no token within {AUTH_TIMEOUT_S:g} s")
-    except StopAsyncIteration:
-        _auth_failed(server, ws, "closed before authenticating")
+        user_id, claims, source = await authenticate_mounted(ws, messages, secret, server._dispatch)
+    except AuthRefused as refused:
+        _auth_failed(server, ws, str(refused))
+        return None
     except Exception as exc:
         if not _is_connection_closed(exc):
             raise
         _auth_failed(server, ws, "closed before authenticating")
-    return None
+        return None
+    _auth_log(server).info(
+        "in-process client %s authenticated as user '%s' (token from the %s)", _describe(ws), user_id, source
+    )
+    return user_id, claims
 
 
 def _attach_user(ws: Any, client: _InProcessClient, user_id: str, claims: dict[str, Any]) -> None:
