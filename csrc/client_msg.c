@@ -42,8 +42,27 @@ static int pick_skill(const struct jo_value *ps)
 }
 
 /* Turn the top-level fields into *out; returns a status with err set. */
+/* A token string without a NUL (token has no length field: a NUL would cut it short). */
+static int take_token(struct jo_value *ps, struct client_msg *out, char *err, size_t errlen)
+{
+    if (ps[F_TOKEN].kind != JO_STRING) {
+        jo_set_err(err, errlen, "\"token\" must be a string", NULL);
+        return CM_INVALID_REQUEST;
+    }
+    if (memchr(ps[F_TOKEN].s, '\0', ps[F_TOKEN].len)) {
+        jo_set_err(err, errlen, "\"token\" must hold no NUL character", NULL);
+        return CM_INVALID_REQUEST;
+    }
+    out->type = CM_AUTH;
+    out->token = jo_take(&ps[F_TOKEN]);
+    return CM_OK;
+}
+
 static int interpret(struct jo_value *ps, struct client_msg *out, char *err, size_t errlen)
 {
+    /* session-buddy's pure-Python server reads its first message as {"token": ...} */
+    if (ps[F_TYPE].kind == JO_ABSENT && ps[F_TOKEN].kind == JO_STRING)
+        return take_token(ps, out, err, errlen);
     if (ps[F_TYPE].kind == JO_ABSENT) {
         jo_set_err(err, errlen, "missing \"type\"", NULL);
         return CM_INVALID_REQUEST;
@@ -75,18 +94,7 @@ static int interpret(struct jo_value *ps, struct client_msg *out, char *err, siz
         return CM_OK;
 
     case CM_AUTH:
-        if (ps[F_TOKEN].kind != JO_STRING) {
-            jo_set_err(err, errlen, "\"token\" must be a string", NULL);
-            return CM_INVALID_REQUEST;
-        }
-        /* token has no length field: a NUL would silently cut it short */
-        if (memchr(ps[F_TOKEN].s, '\0', ps[F_TOKEN].len)) {
-            jo_set_err(err, errlen, "\"token\" must hold no NUL character", NULL);
-            return CM_INVALID_REQUEST;
-        }
-        out->type = CM_AUTH;
-        out->token = jo_take(&ps[F_TOKEN]);
-        return CM_OK;
+        return take_token(ps, out, err, errlen);
 
     case CM_SUBSCRIBE:
     case CM_GET_METRICS: {

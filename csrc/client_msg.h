@@ -50,7 +50,9 @@ struct client_msg {
  * the "message" field of an error reply.
  *
  * Rules:
- * - "type" missing or not a string -> CM_INVALID_REQUEST.
+ * - "type" missing, with "token" a string: CM_AUTH, request_type NULL (the
+ *   first-message form of session-buddy's pure-Python server).
+ * - "type" missing otherwise, or not a string -> CM_INVALID_REQUEST.
  * - subscribe: skill / skill_name absent, null or a string; any other JSON
  *   type -> CM_INVALID_REQUEST.
  * - get_metrics: skill / skill_name must be a string -> else CM_INVALID_REQUEST.

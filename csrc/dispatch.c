@@ -158,7 +158,8 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct s
             res->token = msg.token;
             msg.token = NULL;
         } else {
-            dispatch_write_error(reply, "invalid_request", "no authentication is pending", "auth");
+            dispatch_write_error(reply, "invalid_request", "no authentication is pending",
+                                 msg.request_type);
         }
         break;
     case CM_NONE:

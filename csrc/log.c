@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static pthread_mutex_t lws_sink_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct event_queue *lws_sink;
+/* lws's log callback is installed once per process; where a line goes is the logging
+ * thread's own business (see sb_log_route_lws). */
+static pthread_once_t lws_emit_installed = PTHREAD_ONCE_INIT;
+static __thread struct event_queue *lws_sink;
 static __thread int bind_errno;
 
-void sb_log(struct event_queue *q, int level, const char *fmt, ...)
+void sb_log_topic(struct event_queue *q, enum sb_log_topic topic, int level, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -22,7 +24,7 @@ void sb_log(struct event_queue *q, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    evq_post(q, EV_LOG, level, 0, line);
+    evq_post(q, EV_LOG, level, (uint64_t)topic, line);
 }
 
 /*
@@ -80,27 +82,20 @@ static void lws_emit(int lws_level, const char *line)
     memcpy(clean, msg, n);
     clean[n] = '\0';
 
-    pthread_mutex_lock(&lws_sink_lock);
     if (lws_sink)
         sb_log(lws_sink, is_peer_caused(clean) ? SB_INFO : lws_level == LLL_ERR ? SB_ERROR : SB_WARNING,
                "libwebsockets: %s", clean);
-    pthread_mutex_unlock(&lws_sink_lock);
 }
 
-void sb_log_attach_lws(struct event_queue *q)
+static void install_lws_emit(void)
 {
-    pthread_mutex_lock(&lws_sink_lock);
-    lws_sink = q;
-    pthread_mutex_unlock(&lws_sink_lock);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
 }
 
-void sb_log_detach_lws(struct event_queue *q)
+void sb_log_route_lws(struct event_queue *q)
 {
-    pthread_mutex_lock(&lws_sink_lock);
-    if (lws_sink == q)
-        lws_sink = NULL;
-    pthread_mutex_unlock(&lws_sink_lock);
+    pthread_once(&lws_emit_installed, install_lws_emit);
+    lws_sink = q;
 }
 
 int sb_log_take_bind_errno(void)

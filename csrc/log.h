@@ -7,16 +7,23 @@
 /* Python logging levels, so the asyncio side passes them through unchanged. */
 enum { SB_DEBUG = 10, SB_INFO = 20, SB_WARNING = 30, SB_ERROR = 40 };
 
-/* Format a line (truncated at 1 KiB) and queue it for the Python logger. */
-void sb_log(struct event_queue *q, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Which Python logger a line is for (it travels as the log event's value): the server's
+ * lifecycle and connections, or authentication (session-buddy's "websocket_server" and
+ * "auth" loggers). */
+enum sb_log_topic { SB_TOPIC_SERVER = 0, SB_TOPIC_AUTH = 1 };
 
-/* Route libwebsockets' own warnings and errors to the given queue (NULL
- * detaches).  lws logging is process-wide, so the most recently attached
- * running server receives them; lines logged while none is attached are
- * discarded. */
-void sb_log_attach_lws(struct event_queue *q);
-void sb_log_detach_lws(struct event_queue *q);
+/* Format a line (truncated at 1 KiB) and queue it for the Python logger of its topic. */
+void sb_log_topic(struct event_queue *q, enum sb_log_topic topic, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define sb_log(q, level, ...) sb_log_topic((q), SB_TOPIC_SERVER, (level), __VA_ARGS__)
+
+/* Route the warnings and errors libwebsockets logs on the calling thread to q, or stop
+ * routing them with NULL.  lws 4.1.6 has one log callback for the whole process and tells
+ * it nothing of the context, but each server's context lives and logs on that server's own
+ * service thread: so each service thread routes to its own server's queue, and two servers
+ * in one process keep their lines apart.  q must outlive the routing (call with NULL before
+ * the thread ends).  Lines lws logs on a thread that routes nowhere are discarded. */
+void sb_log_route_lws(struct event_queue *q);
 
 /* The errno of the last "ERROR on binding" line lws logged on this thread
  * (0 if none), reset to 0 by the call. */

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-
 static char *dup_or_null(const char *s, int *oom)
 {
     char *d = s ? strdup(s) : NULL;
@@ -79,7 +77,6 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
         goto oom;
     c->ticker_ready = 1;
 
-    sb_log_attach_lws(&c->events);
     c->service_started = 1;
     if (service_start(&c->service, &scfg, &c->events, &c->ticker) < 0) {
         *bind_errno = c->service.bind_errno;
@@ -131,7 +128,6 @@ void core_destroy(struct server_core *c)
     if (!c)
         return;
     core_join(c);
-    sb_log_detach_lws(&c->events);
     evq_destroy(&c->events);
     free(c);
 }

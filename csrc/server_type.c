@@ -216,6 +216,7 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
     }
     if (self->core) {
         PyErr_SetString(PyExc_RuntimeError, "server is already running");
+        PyMem_Free(origin_list);
         return NULL;
     }
     PyObject *path_str = PyOS_FSPath(self->db_path);
@@ -260,10 +261,15 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
     PyMem_Free(origin_list);
 
     if (!core) {
-        if (bind_errno)
-            PyErr_SetObject(PyExc_OSError, Py_BuildValue("(is)", bind_errno, err));
-        else
+        if (bind_errno) {
+            /* PyErr_SetObject takes no reference: the args tuple is ours to release. */
+            PyObject *exc_args = Py_BuildValue("(is)", bind_errno, err);
+            if (exc_args)
+                PyErr_SetObject(PyExc_OSError, exc_args);
+            Py_XDECREF(exc_args);
+        } else {
             PyErr_SetString(PyExc_RuntimeError, err);
+        }
         return NULL;
     }
     self->core = core;
@@ -436,16 +442,21 @@ static PyObject *server_update_message(ServerObject *self, PyObject *skill)
     return text_from_jbuf(&b);
 }
 
-/* Apply one message from an in-process client: returns (reply or None, action, skill). */
-static PyObject *server_dispatch(ServerObject *self, PyObject *message)
+/* Apply one message from an in-process client, as the network path does:
+ * _dispatch(message, auth_pending=False) -> (reply or None, action, value), where value is the
+ * skill of "subscribe" and the token of "auth" (only while auth_pending), else None. */
+static PyObject *server_dispatch(ServerObject *self, PyObject *args)
 {
     static const char *actions[] = {"none", "subscribe", "unsubscribe", "auth"};
     const char *data;
     Py_ssize_t len;
-    PyObject *encoded = NULL;
+    PyObject *message, *encoded = NULL;
+    int auth_pending = 0;
     struct dispatch_result res;
     jbuf reply;
 
+    if (!PyArg_ParseTuple(args, "O|p:_dispatch", &message, &auth_pending))
+        return NULL;
     if (PyUnicode_Check(message)) {
         encoded = PyUnicode_AsEncodedString(message, "utf-8", "surrogatepass");
         if (!encoded)
@@ -470,7 +481,8 @@ static PyObject *server_dispatch(ServerObject *self, PyObject *message)
                              NULL);
     } else {
         struct snapshot *snap = self->core ? ticker_latest(&self->core->ticker) : NULL;
-        rc = dispatch_message(data, (size_t)len, 1, snap, 0, now_unix_ms(), &res, &reply);
+        rc = dispatch_message(data, (size_t)len, 1, snap, auth_pending, now_unix_ms(), &res,
+                              &reply);
         snapshot_unref(snap);
     }
     Py_XDECREF(encoded);
@@ -479,13 +491,15 @@ static PyObject *server_dispatch(ServerObject *self, PyObject *message)
         return PyErr_NoMemory();
     }
     PyObject *text = reply.len ? text_from_jbuf(&reply) : (jb_free(&reply), Py_NewRef(Py_None));
-    PyObject *skill = res.skill ? PyUnicode_DecodeUTF8(res.skill, (Py_ssize_t)res.skill_len,
-                                                       "replace")
-                                : Py_NewRef(Py_None);
-    PyObject *out = (text && skill) ? Py_BuildValue("(OsO)", text, actions[res.action], skill)
+    PyObject *value = res.skill   ? PyUnicode_DecodeUTF8(res.skill, (Py_ssize_t)res.skill_len,
+                                                         "replace")
+                      : res.token ? PyUnicode_DecodeUTF8(res.token, (Py_ssize_t)strlen(res.token),
+                                                         "replace")
+                                  : Py_NewRef(Py_None);
+    PyObject *out = (text && value) ? Py_BuildValue("(OsO)", text, actions[res.action], value)
                                     : NULL;
     Py_XDECREF(text);
-    Py_XDECREF(skill);
+    Py_XDECREF(value);
     dispatch_result_free(&res);
     return out;
 }
@@ -509,13 +523,17 @@ static PyObject *server_subscribed_message(ServerObject *self, PyObject *skill)
     return text_from_jbuf(&b);
 }
 
-static PyObject *server_connected_message(ServerObject *self, PyObject *Py_UNUSED(ignored))
+/* _connected_message(authenticated=False): the greeting. */
+static PyObject *server_connected_message(ServerObject *self, PyObject *args)
 {
     jbuf b;
+    int authenticated = 0;
     (void)self;
+    if (!PyArg_ParseTuple(args, "|p:_connected_message", &authenticated))
+        return NULL;
     if (jb_init(&b, 0, 256) < 0)
         return PyErr_NoMemory();
-    dispatch_write_connected(&b, 0, now_unix_ms());
+    dispatch_write_connected(&b, authenticated, now_unix_ms());
     return text_from_jbuf(&b);
 }
 
@@ -767,9 +785,9 @@ static PyMethodDef server_methods[] = {
     {"_request_tick", (PyCFunction)server_request_tick, METH_NOARGS, NULL},
     {"_tick_stats", (PyCFunction)server_tick_stats, METH_NOARGS, NULL},
     {"_update_message", (PyCFunction)server_update_message, METH_O, NULL},
-    {"_dispatch", (PyCFunction)server_dispatch, METH_O, NULL},
+    {"_dispatch", (PyCFunction)server_dispatch, METH_VARARGS, NULL},
     {"_subscribed_message", (PyCFunction)server_subscribed_message, METH_O, NULL},
-    {"_connected_message", (PyCFunction)server_connected_message, METH_NOARGS, NULL},
+    {"_connected_message", (PyCFunction)server_connected_message, METH_VARARGS, NULL},
     {"_network_clients", (PyCFunction)server_network_clients, METH_NOARGS, NULL},
     {NULL},
 };

@@ -167,11 +167,13 @@ static void *service_main(void *arg)
 {
     struct service *svc = arg;
 
+    sb_log_route_lws(svc->events); /* this server's context logs on this thread only */
     memcpy(svc->protocols, protocols, sizeof(svc->protocols));
     svc->protocols[0].per_session_data_size = ws_session_size;
 
     if (create_context(svc) < 0) {
         destroy_context(svc);
+        sb_log_route_lws(NULL);
         set_state(svc, SVC_FAILED);
         return NULL;
     }
@@ -195,6 +197,7 @@ static void *service_main(void *arg)
     lws_sul_cancel(&svc->stop_deadline);
     lws_sul_cancel(&svc->keepalive);
     destroy_context(svc);
+    sb_log_route_lws(NULL);
     snapshot_unref(svc->current);
     svc->current = NULL;
     set_state(svc, SVC_STOPPED);

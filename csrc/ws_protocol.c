@@ -264,10 +264,10 @@ static void session_apply(struct session *s, const struct dispatch_result *res)
 }
 
 
-/* Subscribed, and not yet sent the current snapshot. */
+/* Subscribed, and not yet sent the current snapshot (or a newer one: see session_admit). */
 static int update_pending(const struct session *s)
 {
-    return s->group && s->svc->current && s->sent_seq != s->svc->current->seq;
+    return s->group && s->svc->current && s->sent_seq < s->svc->current->seq;
 }
 
 static void session_handle_message(struct session *s)
@@ -482,7 +482,9 @@ static void format_peer(struct lws *wsi, char *out, size_t len)
 }
 
 /* Let an authenticated (or unauthenticated, when allowed) client in: it joins the
- * "all skills" group, becomes visible in `clients` and gets its greeting. */
+ * "all skills" group, becomes visible in `clients` and gets its greeting.  Nothing else
+ * follows until the next tick: clients written for session-buddy's pure-Python server read
+ * the reply to their first request as the frame after `connected`. */
 static void session_admit(struct session *s)
 {
     struct service *svc = s->svc;
@@ -499,6 +501,11 @@ static void session_admit(struct session *s)
     svc->n_sessions++;
     s->admitted = 1;
     pthread_mutex_unlock(&svc->lock);
+    /* Every snapshot built so far counts as sent, also one still on its way to this thread:
+     * the first update is the next tick's. */
+    struct snapshot *latest = ticker_latest(svc->ticker);
+    s->sent_seq = latest ? latest->seq : 0;
+    snapshot_unref(latest);
 
     if (s->authenticated)
         sb_log(svc->events, SB_INFO, "client %llu connected from %s as user '%s' (%zu connected)",
@@ -515,8 +522,9 @@ static void session_auth_failed(struct session *s, const char *why)
     struct service *svc = s->svc;
     svc->counters.auth_failures++;
     /* The token itself is never logged. */
-    sb_log(svc->events, SB_WARNING, "client %llu (%s): authentication failed: %s",
-           (unsigned long long)s->id, s->peer, why);
+    sb_log_topic(svc->events, SB_TOPIC_AUTH, SB_WARNING,
+                 "client %llu (%s): authentication failed: %s", (unsigned long long)s->id, s->peer,
+                 why);
     session_close_with(s, SB_CLOSE_AUTH_FAILED, "Authentication failed");
 }
 
@@ -540,6 +548,9 @@ static void session_check_token(struct session *s, const char *token, size_t len
     memcpy(s->user_id, claims.user_id, sizeof(s->user_id));
     jwt_claims_free(&claims);
     s->authenticated = 1;
+    sb_log_topic(svc->events, SB_TOPIC_AUTH, SB_INFO,
+                 "client %llu (%s) authenticated as user '%s' (token from the %s)",
+                 (unsigned long long)s->id, s->peer, s->user_id, source);
     session_admit(s);
 }
 

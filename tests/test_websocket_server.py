@@ -139,6 +139,37 @@ async def test_connected_message_comes_first(server, client_factory) -> None:
     assert_connected(hello)
 
 
+async def _next_frame(ws) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
+@pytest.mark.parametrize("first", [{"type": "ping"}, {"type": "subscribe", "skill": "mypy"}],
+                         ids=["ping", "subscribe"])
+async def test_the_frame_after_connected_is_the_reply_to_the_first_request(server_factory, client_factory, first) -> None:
+    """Clients written for session-buddy's own server read the reply to their first request as
+    the next frame: no update comes before the next tick (here 60 s away)."""
+    server = await server_factory(update_interval=60)
+    ws = await client_factory(server)
+    await ws.send(json.dumps(first))
+    reply = await _next_frame(ws)
+    if first["type"] == "ping":
+        assert reply["type"] == "pong"
+        await server.broadcast_metrics()  # the stream itself still flows
+        assert (await _next_frame(ws))["type"] == "metrics_update"
+    else:
+        assert reply["type"] == "subscription_confirmed"
+        update = await _next_frame(ws)  # a subscribe is answered at once with the current update
+        assert update["type"] == "metrics_update"
+        assert top_names(update) == ["mypy"]
+
+
+async def test_the_first_update_comes_with_the_next_tick(server_factory, client_factory) -> None:
+    server = await server_factory(update_interval=0.5)
+    ws = await client_factory(server)
+    update = await recv_type(ws, "metrics_update", timeout=10)
+    assert_metrics_update_shape(update)
+
+
 async def test_metrics_update_reports_the_database(client, seeded_db) -> None:
     update = await recv_type(client, "metrics_update")
     assert_metrics_update_shape(update)

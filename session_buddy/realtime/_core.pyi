@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["RealTimeMetricsServer", "verify_jwt"]
+__all__ = ["RealTimeMetricsServer", "verify_jwt", "verify_jwt_user"]
 
 def verify_jwt(token: str, secret: bytes, now: float, /) -> bytes: ...
+def verify_jwt_user(token: str, secret: bytes, now: float, /) -> tuple[str, bytes]: ...
 
 class _InProcessClient(Protocol):
     async def send(self, message: str, /) -> Any: ...

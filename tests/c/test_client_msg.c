@@ -247,6 +247,22 @@ static void test_missing_and_unknown_type(void)
     }
 }
 
+/* session-buddy's pure-Python server reads a first message {"token": ...} with no type. */
+static void test_typeless_token(void)
+{
+    T("{\"token\":\"abc.def.ghi\"}", ((struct want){CM_OK, CM_AUTH, NULL, 0, "abc.def.ghi", NULL}));
+    T("{\"token\":\"\"}", ((struct want){CM_OK, CM_AUTH, NULL, 0, "", NULL}));
+    T("{\"skill\":\"a\",\"token\":\"t\"}", ((struct want){CM_OK, CM_AUTH, NULL, 0, "t", NULL}));
+    /* a type, when present, decides */
+    T("{\"type\":\"ping\",\"token\":\"t\"}", ok(CM_PING, NULL, "ping"));
+    T("{\"type\":7,\"token\":\"t\"}", bad(CM_INVALID_REQUEST, NULL));
+    /* only a string token makes it an auth request */
+    T("{\"token\":null}", bad(CM_INVALID_REQUEST, NULL));
+    T("{\"token\":42}", bad(CM_INVALID_REQUEST, NULL));
+    T("{\"x\":{\"token\":\"t\"}}", bad(CM_INVALID_REQUEST, NULL));
+    TN("{\"token\":\"a\\u0000b\"}", bad(CM_INVALID_REQUEST, NULL));
+}
+
 static void test_invalid_json(void)
 {
     T("", bad(CM_INVALID_JSON, NULL));
@@ -501,6 +517,7 @@ int main(void)
     test_skill_keys();
     test_wrong_types();
     test_missing_and_unknown_type();
+    test_typeless_token();
     test_invalid_json();
     test_trailing_garbage();
     test_duplicates_and_nesting();

@@ -67,6 +67,29 @@ async def test_token_in_the_query_string(auth_server, client_factory) -> None:
     await wait_until(lambda: network_users(auth_server) == ["bob"], message="bob listed")
 
 
+async def test_the_upstream_first_message_form_without_a_type(server_factory) -> None:
+    """session-buddy's pure-Python server reads {"token": ...} as the first message."""
+    server = await server_factory(require_auth=True, jwt_secret=SECRET, update_interval=60)
+    async with connect(f"ws://127.0.0.1:{server.port}") as ws:
+        await ws.send(json.dumps({"token": token_for("dora")}))
+        hello = await recv_json(ws)
+        assert (hello["type"], hello["authenticated"]) == ("connected", True)
+        # Nothing unsolicited follows: the next frame is the reply to the next request.
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await recv_json(ws))["type"] == "pong"
+        await wait_until(lambda: network_users(server) == ["dora"], message="dora listed")
+        # Once authenticated, the form is a request like any other, and refused as such.
+        reply = await request(ws, {"token": token_for("dora")})
+        assert (reply["type"], reply["code"], reply["request_type"]) == ("error", "invalid_request", None)
+
+
+async def test_a_typeless_message_without_a_token_string_is_refused(auth_server) -> None:
+    async with connect(f"ws://127.0.0.1:{auth_server.port}") as ws:
+        reply = await request(ws, {"token": 42})
+        assert (reply["type"], reply["code"]) == ("error", "invalid_request")
+        assert await expect_close(ws, timeout=15) == AUTH_FAILED
+
+
 async def test_token_in_a_first_auth_message(auth_server, client_factory) -> None:
     async with connect(f"ws://127.0.0.1:{auth_server.port}") as ws:
         # Nothing arrives before authentication, and other messages are refused.

@@ -30,7 +30,7 @@ async def next_update(ws, pred=lambda m: True, timeout: float = 15.0) -> dict:
 
 
 def records(caplog, level: int, text: str) -> int:
-    return sum(1 for r in caplog.records if r.name == LOGGER and r.levelno == level and text in r.getMessage())
+    return sum(1 for r in caplog.records if r.name.startswith(LOGGER) and r.levelno == level and text in r.getMessage())
 
 
 async def test_exclusive_lock_pings_stay_fast_and_updates_go_stale(server_factory, client_factory, seeded_db, caplog) -> None:

@@ -9,6 +9,8 @@ import logging
 import socket
 import time
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -34,7 +36,7 @@ LOGGER = "session_buddy.realtime"
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+    return [r for r in caplog.records if r.name.startswith(LOGGER) and r.levelno == logging.WARNING]
 
 
 async def _assert_serves(server: RealTimeMetricsServer) -> None:
@@ -309,3 +311,116 @@ async def test_stop_during_a_tick_logs_no_database_error(tmp_path, caplog) -> No
         await server.stop()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
+
+
+# ---- start() and stop() racing -------------------------------------------------------------
+
+
+async def test_stop_right_after_create_task_start_stops_it(seeded_db, warm_executor) -> None:
+    port = free_port()
+    before = thread_counts()
+    server = RealTimeMetricsServer(host="127.0.0.1", port=port, db_path=seeded_db.path, update_interval=0.2)
+    task = asyncio.create_task(server.start())
+    await server.stop()  # the start is still under way
+    await task
+    assert server.running is False
+    assert server._server is None
+    await _assert_refused(f"ws://127.0.0.1:{port}")
+    await wait_until(lambda: _threads_at_most(before), timeout=5, message=f"threads back to {before}")
+    # And it still starts (and stops) normally afterwards.
+    await server.start()
+    await _assert_serves(server)
+    await server.stop()
+
+
+async def test_a_second_start_during_a_start_is_a_warning(seeded_db, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    server = RealTimeMetricsServer(port=0, db_path=seeded_db.path, update_interval=0.2)
+    try:
+        first = asyncio.create_task(server.start())
+        await server.start()
+        await first
+        assert server.running is True
+        assert any("already running" in r.getMessage() for r in _warnings(caplog))
+        await _assert_serves(server)
+    finally:
+        await server.stop()
+
+
+async def test_a_cancelled_start_leaves_nothing_listening(seeded_db, warm_executor) -> None:
+    port = free_port()
+    server = RealTimeMetricsServer(host="127.0.0.1", port=port, db_path=seeded_db.path, update_interval=0.2)
+    task = asyncio.create_task(server.start())
+    await asyncio.sleep(0)  # the start begins, and waits for its first executor job
+    assert server._state.starting is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: not server.running, message="the server to be down")
+    await _assert_refused(f"ws://127.0.0.1:{port}")
+
+
+# ---- the C start path frees what it took on its error paths ------------------------------------
+
+
+def _blocks_allocated_in_start_core(snapshot: Any) -> int:
+    """Blocks still allocated whose innermost Python frame is _bridge.start()'s _start_core call."""
+    import session_buddy.realtime._bridge as bridge
+
+    source = Path(bridge.__file__).read_text().splitlines()
+    line = next(i for i, text in enumerate(source, 1) if "server._start_core(" in text)
+    return sum(
+        stat.count for stat in snapshot.statistics("lineno")
+        if stat.traceback[0].filename == bridge.__file__ and stat.traceback[0].lineno == line
+    )
+
+
+async def test_a_failed_bind_leaks_nothing(seeded_db, warm_executor) -> None:
+    """The OSError's argument tuple must be released (PyErr_SetObject takes no reference)."""
+    import tracemalloc
+
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    server = RealTimeMetricsServer(host="127.0.0.1", port=blocker.getsockname()[1], db_path=seeded_db.path)
+    try:
+        for _ in range(3):  # warm-up
+            with pytest.raises(OSError):
+                await server.start()
+        tracemalloc.start(1)
+        try:
+            gc.collect()
+            before = _blocks_allocated_in_start_core(tracemalloc.take_snapshot())
+            for _ in range(60):
+                with pytest.raises(OSError) as info:
+                    await server.start()
+                assert info.value.errno == errno.EADDRINUSE
+            del info
+            gc.collect()
+            after = _blocks_allocated_in_start_core(tracemalloc.take_snapshot())
+        finally:
+            tracemalloc.stop()
+    finally:
+        blocker.close()
+    assert after - before < 10, f"{after - before} blocks from 60 failed binds were never freed"
+
+
+async def test_start_core_on_a_running_server_leaks_nothing(server) -> None:
+    """Refused because it already runs: the origin list it copied is freed too."""
+    import tracemalloc
+
+    origins = tuple(f"https://site{i}.example" for i in range(200))
+    args = (None, True, False, 0, "/nonexistent", None, origins, None, None)
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="already running"):
+            server._start_core(*args)
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(500):
+            with pytest.raises(RuntimeError, match="already running"):
+                server._start_core(*args)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, f"{grown} bytes kept over 500 refused calls"

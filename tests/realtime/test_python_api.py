@@ -178,7 +178,7 @@ async def test_metrics_subscribers_sync_async_and_raising(server, client, caplog
     def boom_records(kind: str) -> list[logging.LogRecord]:
         return [
             r for r in caplog.records
-            if r.name == LOGGER and r.levelno >= logging.ERROR and r.exc_info
+            if r.name.startswith(LOGGER) and r.levelno >= logging.ERROR and r.exc_info
             and f"boom ({kind})" in str(r.exc_info[1])
         ]
 

@@ -187,7 +187,7 @@ async def test_invoked_at_forms(server_factory, client_factory, tmp_path, caplog
     assert entry["last_invocation_at"] == iso_ms(latest)
 
     def bad_time_warnings() -> list[logging.LogRecord]:
-        return [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+        return [r for r in caplog.records if r.name.startswith(LOGGER) and r.levelno == logging.WARNING]
 
     await wait_until(bad_time_warnings, message="a warning about the unparseable invoked_at")
     count = len(bad_time_warnings())

@@ -127,6 +127,29 @@ async def secured_round(db: Path) -> None:
         await ws.close()
 
 
+async def error_paths(db: Path) -> None:
+    """start()'s refusals: a busy port (OSError from C) and _start_core on a running server."""
+    import socket
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    busy = RealTimeMetricsServer(host="127.0.0.1", port=blocker.getsockname()[1], db_path=db)
+    try:
+        await busy.start()
+    except OSError:
+        pass
+    finally:
+        blocker.close()
+    server = RealTimeMetricsServer(port=0, db_path=db, allowed_origins=["https://a.example"])
+    await server.start()
+    try:
+        server._start_core(None, True, False, 0, "/nonexistent", None, ("https://b.example",), None, None)
+    except RuntimeError:
+        pass
+    await server.stop()
+
+
 async def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,6 +162,7 @@ async def main() -> int:
         for _ in range(5):
             await one_round(db)
             await secured_round(db)
+            await error_paths(db)
     print("leak workload done")
     return 0
 

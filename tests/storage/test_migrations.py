@@ -113,3 +113,89 @@ def test_a_failing_migration_is_rolled_back(tmp_path: Path) -> None:
         MigrationManager(db, migration_dir=broken).migrate()
     assert "ok_table" not in names(db, "table")  # the whole migration was undone
     assert MigrationManager(db, migration_dir=broken).current_version() == 1
+
+
+# session-buddy's own migrations folder, as it ships today, differs from ours in two ways that
+# its runner copes with: V1 ends with PRAGMAs that SQLite refuses inside a transaction, and V5/V6
+# alter tables of other databases.  These files are written here in that shape.
+
+_PRAGMA_V1 = """\
+-- Opening settings, before any schema statement.
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS skill_migrations (
+    version TEXT PRIMARY KEY, applied_at TEXT NOT NULL, description TEXT, rollback_sql TEXT,
+    checksum TEXT, applied_by TEXT DEFAULT 'session-buddy', success BOOLEAN NOT NULL DEFAULT 1
+);
+CREATE TABLE skill_invocation (id INTEGER PRIMARY KEY, skill_name TEXT NOT NULL);
+
+-- Enable WAL mode for concurrent access
+PRAGMA journal_mode = WAL;
+-- Optimize for performance
+PRAGMA synchronous = NORMAL;
+PRAGMA cache_size = -64000;  -- 64MB cache
+PRAGMA temp_store = MEMORY;
+PRAGMA foreign_keys = ON;
+PRAGMA user_version = 7;
+"""
+
+_DROPPING_V1_DOWN = "DROP TABLE IF EXISTS skill_invocation;\nDROP TABLE IF EXISTS skill_migrations;\n"
+
+
+def test_pragmas_that_refuse_a_transaction_are_run_outside_it(tmp_path: Path) -> None:
+    folder = tmp_path / "upstream_shape"
+    folder.mkdir()
+    (folder / "V1__initial_schema__up.sql").write_text(_PRAGMA_V1)
+    db = tmp_path / "skills.db"
+    assert MigrationManager(db, migration_dir=folder).migrate() == ["V1__initial_schema"]
+    assert "skill_invocation" in names(db, "table")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # The PRAGMAs after the schema ran too, once the migration had committed.
+        assert conn.execute("PRAGMA user_version").fetchone() == (7,)
+        assert conn.execute("SELECT version FROM skill_migrations").fetchall() == [("V1__initial_schema",)]
+
+
+def test_a_failing_migration_with_pragmas_is_rolled_back_and_leaves_its_closing_pragmas(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "V1__initial_schema__up.sql").write_text(
+        _PRAGMA_V1.replace("PRAGMA foreign_keys = ON;", "CREATE TABLE skill_invocation (x);")
+    )
+    db = tmp_path / "skills.db"
+    with pytest.raises(MigrationError, match="V1__initial_schema"):
+        MigrationManager(db, migration_dir=folder).migrate()
+    assert "skill_invocation" not in names(db, "table")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (0,)
+
+
+def test_versions_above_4_belong_to_other_databases_and_are_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "with_v5_v6"
+    folder.mkdir()
+    for version in VERSIONS:
+        for suffix in ("__up.sql", "__down.sql"):
+            shutil.copy(MIGRATION_DIR / f"{version}{suffix}", folder)
+    (folder / "V5__ulid_migration__up.sql").write_text("ALTER TABLE conversations ADD COLUMN conversation_ulid TEXT;\n")
+    (folder / "V5__ulid_migration__down.sql").write_text("SELECT 1;\n")
+    (folder / "V6__ulid_contract__up.sql").write_text("DROP INDEX idx_reflections_ulid;\n")
+    db = tmp_path / "skills.db"
+    manager = MigrationManager(db_path=db, migration_dir=folder)  # session-buddy's keywords
+    assert [m.version for m in manager.migrations] == VERSIONS
+    assert manager.migrate() == VERSIONS
+    assert manager.pending() == []
+    assert manager.current_version() == 4
+
+
+def test_rolling_back_a_v1_that_drops_the_migrations_table(tmp_path: Path) -> None:
+    folder = tmp_path / "upstream_shape"
+    folder.mkdir()
+    schema_only = "\n".join(line for line in _PRAGMA_V1.splitlines() if not line.startswith("PRAGMA"))
+    (folder / "V1__initial_schema__up.sql").write_text(schema_only)
+    (folder / "V1__initial_schema__down.sql").write_text(_DROPPING_V1_DOWN)
+    db = tmp_path / "skills.db"
+    manager = MigrationManager(db, migration_dir=folder)
+    manager.migrate()
+    assert manager.rollback(0) == ["V1__initial_schema"]
+    assert not {"skill_invocation", "skill_migrations"} & names(db, "table")
+    assert manager.current_version() == 0
+    assert manager.migrate() == ["V1__initial_schema"]

@@ -19,6 +19,11 @@ logger = logging.getLogger(__name__)
 MIGRATION_DIR = Path(__file__).resolve().parent
 _FILE_RE = re.compile(r"^V(\d+)__(\w+?)__up\.sql$")
 
+# The skills schema ends at V4.  session-buddy's own migrations folder also holds V5 and later,
+# which alter tables of its other databases (conversations, reflections); its runner skips them
+# there, and so does this one, so that folder can be passed as migration_dir unchanged.
+NEWEST_SKILLS_VERSION = 4
+
 
 class MigrationError(RuntimeError):
     """A migration could not be applied or rolled back; the DB is left as it was before it."""
@@ -47,6 +52,9 @@ def load_migrations(migration_dir: Path) -> list[Migration]:
     for path in sorted(migration_dir.glob("V*__up.sql")):
         match = _FILE_RE.match(path.name)
         if not match:
+            continue
+        if int(match.group(1)) > NEWEST_SKILLS_VERSION:
+            logger.debug("skipping %s: it belongs to no skills schema version", path.name)
             continue
         version = path.name[: -len("__up.sql")]
         down = path.with_name(f"{version}__down.sql")
@@ -148,9 +156,16 @@ class MigrationManager:
             conn.close()
 
     def _run(self, conn: sqlite3.Connection, sql: str, migration: Migration, *, record: bool) -> None:
+        before, body, after = _split_pragmas(_statements(sql))
         try:
+            for statement in before:
+                conn.execute(statement)
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _statements(sql):
+            if not record:
+                # First: a down migration may drop skill_migrations itself (V1's does).
+                conn.execute("DELETE FROM skill_migrations WHERE version = ? OR version GLOB ?",
+                             (migration.version, f"V{migration.number}__*"))
+            for statement in body:
                 conn.execute(statement)
             if record:
                 conn.execute(
@@ -160,14 +175,39 @@ class MigrationManager:
                     (migration.version, datetime.now(timezone.utc).isoformat(), migration.description,
                      migration.down_sql, migration.checksum, _applied_by()),
                 )
-            else:
-                conn.execute("DELETE FROM skill_migrations WHERE version = ? OR version GLOB ?",
-                             (migration.version, f"V{migration.number}__*"))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise MigrationError(f"{migration.version} failed on {self.db_path}: {exc}") from exc
+        try:
+            for statement in after:
+                conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise MigrationError(
+                f"{migration.version} was applied to {self.db_path}, but its closing PRAGMA failed: {exc}"
+            ) from exc
+
+
+def _split_pragmas(statements: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(PRAGMAs before the first other statement, the other statements, the remaining PRAGMAs).
+
+    SQLite refuses to change the journal mode or the safety level inside a transaction, and
+    session-buddy's own V1 sets both at its end.  So PRAGMAs run outside the migration's
+    transaction: those that open the script before it, the others after it commits, which keeps
+    each one before or after the schema statements as the script has it.
+    """
+    before: list[str] = []
+    body: list[str] = []
+    after: list[str] = []
+    for statement in statements:
+        if not _is_pragma(statement):
+            body.append(statement)
+        elif body:
+            after.append(statement)
+        else:
+            before.append(statement)
+    return before, body, after
 
 
 def _statements(sql: str) -> list[str]:
@@ -182,6 +222,15 @@ def _statements(sql: str) -> list[str]:
     if current.strip() and not _only_comments(current):
         raise MigrationError(f"incomplete SQL statement at the end of a migration: {current[:80]!r}")
     return statements
+
+
+def _is_pragma(statement: str) -> bool:
+    """True for a PRAGMA statement, whatever comment lines come before it."""
+    for line in statement.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            return stripped[:6].upper() == "PRAGMA"
+    return False
 
 
 def _only_comments(text: str) -> bool:
