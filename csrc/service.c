@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -22,6 +23,12 @@ static const lws_retry_bo_t no_validity_timers = {
 #define TX_PACKET_SIZE (256 * 1024)
 /* The handshake (and, later, the TLS accept) must complete within this. */
 #define HANDSHAKE_TIMEOUT_S 10
+
+/* While accept() fails (no descriptor left), the listening socket is paused for this long,
+ * doubling up to the maximum; a successful accept starts over.  One line per period at most. */
+#define ACCEPT_BACKOFF_MIN_US (50 * LWS_US_PER_MS)
+#define ACCEPT_BACKOFF_MAX_US (2 * LWS_US_PER_SEC)
+#define ACCEPT_REPORT_PERIOD_MS 10000
 
 /* Negotiated only when the client offers it. zlib may read a written buffer until the session's
  * next WRITEABLE; ws_protocol.c keeps every written buffer alive until then. */
@@ -153,6 +160,74 @@ static void destroy_context(struct service *svc)
     svc->ev_loop = NULL;
 }
 
+/* lws 4.1.6 offers no getter for a vhost's listening wsi; it is the one socket of the context
+ * in the listening state (its lookup table holds only the context's own descriptors). */
+static struct lws *find_listen_wsi(struct service *svc)
+{
+    int max = getdtablesize();
+    for (int fd = 0; fd < max; fd++) {
+        struct lws *wsi = wsi_from_fd(svc->ctx, fd);
+        int listening = 0;
+        socklen_t len = sizeof(listening);
+        if (wsi && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+            return wsi;
+    }
+    return NULL;
+}
+
+static void report_accept_failures(struct service *svc, int err)
+{
+    int64_t now = mono_us() / 1000;
+    if (svc->accept_report_ms && now - svc->accept_report_ms < ACCEPT_REPORT_PERIOD_MS)
+        return;
+    sb_log(svc->events, SB_ERROR,
+           "cannot accept connections: %s; pausing new connections (%llu failed accepts since "
+           "the last report; raise the open-file limit or lower max_clients)",
+           strerror(err), (unsigned long long)svc->accept_unreported);
+    svc->accept_unreported = 0;
+    svc->accept_report_ms = now;
+}
+
+static void accept_resume(lws_sorted_usec_list_t *sul)
+{
+    struct service *svc = lws_container_of(sul, struct service, accept_retry);
+    svc->accept_paused = 0;
+    if (svc->listen_wsi && !svc->stopping)
+        lws_rx_flow_control(svc->listen_wsi, 1);
+}
+
+void service_accept_failed(struct service *svc, int err)
+{
+    svc->counters.accept_failures++;
+    svc->accept_unreported++;
+    report_accept_failures(svc, err);
+    /* A pending connection is the cheapest descriptor to give back. */
+    pending_drop_oldest(svc);
+    if (svc->accept_paused || !svc->listen_wsi)
+        return;
+    /* Without the pause, lws would call accept() again at once, forever: the connection stays
+     * in the kernel's queue and the listening socket stays readable. */
+    lws_rx_flow_control(svc->listen_wsi, 0);
+    svc->accept_paused = 1;
+    if (!svc->accept_backoff_us)
+        svc->accept_backoff_us = ACCEPT_BACKOFF_MIN_US;
+    lws_sul_schedule(svc->ctx, 0, &svc->accept_retry, accept_resume, svc->accept_backoff_us);
+    svc->accept_backoff_us *= 2;
+    if (svc->accept_backoff_us > ACCEPT_BACKOFF_MAX_US)
+        svc->accept_backoff_us = ACCEPT_BACKOFF_MAX_US;
+}
+
+void service_accept_ok(struct service *svc)
+{
+    svc->accept_backoff_us = 0;
+}
+
+/* lws reports a failed accept() only in its log (see log.c), on this thread. */
+static void on_accept_failed(void *arg, int err)
+{
+    service_accept_failed(arg, err);
+}
+
 /* One pass of whichever loop runs the context: wait for events, then serve them. */
 static int service_once(struct service *svc)
 {
@@ -182,6 +257,9 @@ static void *service_main(void *arg)
     sb_log(svc->events, SB_DEBUG, "event loop: %s", svc->ev_loop ? "libev (epoll)" : "poll(2)");
     set_state(svc, SVC_LISTENING);
     ws_keepalive_start(svc);
+    svc->listen_wsi = find_listen_wsi(svc);
+    sb_log_set_accept_hook(on_accept_failed, svc);
+    pending_start(svc);
     /* Under libev, lws arms its timer only after it served an event, so wake it once now; this
      * also serves a stop asked before we were alive to be woken. */
     lws_cancel_service(svc->ctx);
@@ -194,6 +272,9 @@ static void *service_main(void *arg)
     }
     lws_sul_cancel(&svc->stop_deadline);
     lws_sul_cancel(&svc->keepalive);
+    lws_sul_cancel(&svc->accept_retry);
+    pending_stop(svc);
+    sb_log_set_accept_hook(NULL, NULL);
     destroy_context(svc);
     snapshot_unref(svc->current);
     svc->current = NULL;
@@ -214,6 +295,9 @@ void service_config_free(struct service_config *cfg)
     free(cfg->allowed_origins);
     free(cfg->ssl_cert);
     free(cfg->ssl_key);
+    for (size_t i = 0; i < cfg->n_allowed_hosts; i++)
+        free(cfg->allowed_hosts[i]);
+    free(cfg->allowed_hosts);
     memset(cfg, 0, sizeof(*cfg));
 }
 
