@@ -67,13 +67,19 @@ static void report(struct service *svc, int force)
     pl->report_ms = now;
 }
 
-/* Forget c and close its connection at once (no close frame: it is not a client yet). */
+/*
+ * Forget c and close its connection now (no close frame: it is not a client yet).  Never called
+ * from c's own callbacks.  Synchronously: an asynchronous kill is only a zero timeout, which lws
+ * replaces with its own timeout when the next byte of a request body arrives, and the descriptor
+ * must be free at once when accept() is starved of them.
+ */
 static void drop(struct service *svc, struct pending_conn *c)
 {
+    struct lws *wsi = c->wsi;
     unlink_conn(&svc->pending_conns, c);
-    lws_set_opaque_user_data(c->wsi, NULL);
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    lws_set_opaque_user_data(wsi, NULL);
     free(c);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
 static void scan(lws_sorted_usec_list_t *sul)

@@ -201,13 +201,20 @@ void service_accept_failed(struct service *svc, int err)
     svc->counters.accept_failures++;
     svc->accept_unreported++;
     report_accept_failures(svc, err);
-    /* A pending connection is the cheapest descriptor to give back. */
-    pending_drop_oldest(svc);
-    if (svc->accept_paused || !svc->listen_wsi)
+    /* A pending connection is the cheapest descriptor to give back; with one given back, the
+     * next accept() can succeed soon, so the back-off starts over. */
+    if (pending_drop_oldest(svc))
+        svc->accept_backoff_us = ACCEPT_BACKOFF_MIN_US;
+    if (!svc->listen_wsi)
         return;
     /* Without the pause, lws would call accept() again at once, forever: the connection stays
-     * in the kernel's queue and the listening socket stays readable. */
+     * in the kernel's queue and the listening socket stays readable.  lws itself turns POLLIN
+     * back on whenever a connection closes (its accept modulation) without telling its flow
+     * control, which then believes it is still off: allow, then pause, to really turn it off. */
+    lws_rx_flow_control(svc->listen_wsi, 1);
     lws_rx_flow_control(svc->listen_wsi, 0);
+    if (svc->accept_paused)
+        return; /* the retry is scheduled already */
     svc->accept_paused = 1;
     if (!svc->accept_backoff_us)
         svc->accept_backoff_us = ACCEPT_BACKOFF_MIN_US;
