@@ -52,7 +52,7 @@ async def slow_post(port: int, dropped: list[float]) -> None:
 async def test_slow_posts_neither_lock_out_clients_nor_spin_the_server(tmp_path) -> None:
     db = seed_db(tmp_path / "skills.db").path
     log = tmp_path / "server.log"
-    proc = subprocess.Popen([sys.executable, str(SERVER), str(db), str(NOFILE), "256", str(log)],
+    proc = subprocess.Popen([sys.executable, str(SERVER), str(db), str(NOFILE), "-", str(log)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     tasks: list[asyncio.Task[None]] = []
     try:
