@@ -899,10 +899,10 @@ static int check_upgrade_request(struct lws *wsi, struct service *svc)
 
 static int origin_allowed(struct lws *wsi, const struct service *svc, const char *origin)
 {
-    char host[256] = "";
+    char host[256];
     int total = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
-    if (total > 0 && total < (int)sizeof(host) && lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0)
-        host[0] = '\0';
+    if (total <= 0 || total >= (int)sizeof(host) || lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0)
+        host[0] = '\0'; /* then only the local origins qualify */
     return origin_allowed_by_policy(origin, host, lws_is_ssl(wsi), svc->cfg.allowed_origins,
                                     svc->cfg.n_allowed_origins);
 }

@@ -15,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from rawws import OP_CLOSE, RawWebSocket
 from test_auth import SECRET, token_for
+from test_limits import counter, metrics_text
 from wsutil import CONNECT_KWARGS, expect_close, recv_type
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -111,6 +112,7 @@ async def test_a_request_body_trickled_forever_is_dropped_at_the_request_deadlin
         writer.close()
     assert data.startswith(b"HTTP/1.1 405")
     assert 8 <= waited <= 20, f"dropped after {waited:.1f} s; a whole request has 10 s"
+    assert counter(await metrics_text(server), "connections_rejected_total", "pending_timeout") == 1
 
 
 # ---- /metrics behind auth --------------------------------------------------------------------
@@ -126,6 +128,10 @@ async def test_with_auth_on_metrics_needs_the_token_and_healthz_stays_open(serve
         assert status.startswith(b"HTTP/1.1 401"), (path, extra, status)
         assert headers["www-authenticate"] == "Bearer"
         assert b"session_buddy_" not in body and b"skill" not in body
+    # Skill samples exist from the first tick on: wait for one.
+    async with connect(f"ws://127.0.0.1:{server.port}", additional_headers={"Authorization": f"Bearer {token_for()}"},
+                       **CONNECT_KWARGS) as ws:
+        await recv_type(ws, "metrics_update")
     for path, extra in ((f"/metrics?token={token_for()}", ""), ("/metrics", f"Authorization: Bearer {token_for()}\r\n")):
         (status, _, body), = split_responses(await exchange(server.port, get.format(path, extra).encode()))
         assert status.startswith(b"HTTP/1.1 200")
@@ -162,6 +168,7 @@ async def test_a_foreign_host_gets_403_while_bound_to_loopback(server, name) -> 
     assert status.startswith(b"HTTP/1.1 403"), status
     assert b"session_buddy_" not in body
     assert (await handshake_status(server.port, upgrade(line))).startswith(b"HTTP/1.1 403")
+    assert counter(await metrics_text(server), "connections_rejected_total", "host") == 2
 
 
 @pytest.mark.parametrize("name", ["localhost", "LOCALHOST:1234", "127.0.0.1", "127.0.0.1:9", "[::1]", "[::1]:8765"])
@@ -334,6 +341,7 @@ async def test_max_pending_drops_the_oldest_pending_connection(server_factory) -
         # A client that completes its handshake at once is never the oldest.
         async with connect(f"ws://127.0.0.1:{server.port}", **CONNECT_KWARGS) as ws:
             await recv_type(ws, "connected")
+        assert counter(await metrics_text(server), "connections_rejected_total", "pending_full") >= 1
     finally:
         for _, writer in conns:
             writer.close()

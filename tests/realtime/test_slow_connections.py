@@ -15,6 +15,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from skills_seed import seed_db
+from test_http_routes import http_get, samples
 from wsutil import CONNECT_KWARGS, recv_type
 
 SERVER = Path(__file__).with_name("slow_server.py")
@@ -81,6 +82,11 @@ async def test_slow_posts_neither_lock_out_clients_nor_spin_the_server(tmp_path)
         # its deadline plus the scan period; none was served for long.
         assert len(dropped) >= NOFILE // 2, f"only {len(dropped)} slow connections were dropped"
         assert min(dropped) - started < 20
+        # accept() really ran out of descriptors, and /metrics says so.
+        metrics = await asyncio.get_running_loop().run_in_executor(
+            None, http_get, f"http://127.0.0.1:{port}/metrics")
+        assert metrics[0] == 200
+        assert samples(metrics[2].decode())[("session_buddy_accept_failures_total", ())] >= 1
     finally:
         for task in tasks:
             task.cancel()
