@@ -1,6 +1,8 @@
 /* service.c - the libwebsockets service thread: creates, runs and destroys its own context. */
 #include "service.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
 #include <stdio.h>
@@ -160,19 +162,42 @@ static void destroy_context(struct service *svc)
     svc->ev_loop = NULL;
 }
 
-/* lws 4.1.6 offers no getter for a vhost's listening wsi; it is the one socket of the context
- * in the listening state (its lookup table holds only the context's own descriptors). */
+/* Whether fd is a listening TCP socket bound to port. */
+static int listens_on(int fd, int port)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening ||
+        getsockname(fd, (struct sockaddr *)&sa, &salen) != 0)
+        return 0;
+    if (sa.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&sa)->sin_port) == port;
+    if (sa.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port) == port;
+    return 0;
+}
+
+/* lws 4.1.6 offers no getter for a vhost's listening wsi.  Find the descriptor among the open
+ * ones (never past lws's own table, which wsi_from_fd does not bound-check), then its wsi. */
 static struct lws *find_listen_wsi(struct service *svc)
 {
-    int max = getdtablesize();
-    for (int fd = 0; fd < max; fd++) {
-        struct lws *wsi = wsi_from_fd(svc->ctx, fd);
-        int listening = 0;
-        socklen_t len = sizeof(listening);
-        if (wsi && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
-            return wsi;
+    struct lws *found = NULL;
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return NULL;
+    for (struct dirent *e; !found && (e = readdir(dir));) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == dirfd(dir))
+            continue;
+        if (listens_on((int)fd, svc->bound_port))
+            found = wsi_from_fd(svc->ctx, (int)fd);
     }
-    return NULL;
+    closedir(dir);
+    return found;
 }
 
 static void report_accept_failures(struct service *svc, int err)
@@ -261,11 +286,14 @@ static void *service_main(void *arg)
     svc->alive = 1;
     svc->bound_port = lws_get_vhost_listen_port(svc->vhost);
     pthread_mutex_unlock(&svc->lock);
+    svc->listen_wsi = find_listen_wsi(svc);
+    if (!svc->listen_wsi)
+        sb_log(svc->events, SB_WARNING, "listening socket not found: accept() failures will not "
+               "pause accepting");
+    sb_log_set_accept_hook(on_accept_failed, svc);
     sb_log(svc->events, SB_DEBUG, "event loop: %s", svc->ev_loop ? "libev (epoll)" : "poll(2)");
     set_state(svc, SVC_LISTENING);
     ws_keepalive_start(svc);
-    svc->listen_wsi = find_listen_wsi(svc);
-    sb_log_set_accept_hook(on_accept_failed, svc);
     pending_start(svc);
     /* Under libev, lws arms its timer only after it served an event, so wake it once now; this
      * also serves a stop asked before we were alive to be woken. */
