@@ -24,6 +24,7 @@ PROGRAMS: dict[str, list[str]] = {
     "test_json_writer": ["json_writer.c"],
     "test_timeutil": ["timeutil.c"],
     "test_analytics": ["analytics.c", "snapshot.c", "json_writer.c", "timeutil.c"],
+    "test_handshake_policy": ["handshake_policy.c"],
 }
 
 # The extension's own warning set (setup.py), made fatal; _GNU_SOURCE as setup.py defines it.
