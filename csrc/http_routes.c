@@ -270,11 +270,17 @@ static void write_metrics(const struct http_context *ctx, struct http_response *
     labelled(b, "connections_rejected_total", "reason", "origin", c->rejected_origin);
     labelled(b, "connections_rejected_total", "reason", "bad_handshake", c->rejected_handshake);
     labelled(b, "connections_rejected_total", "reason", "auth_failed", c->auth_failures);
+    labelled(b, "connections_rejected_total", "reason", "host", c->rejected_host);
+    labelled(b, "connections_rejected_total", "reason", "pending_full", c->rejected_pending_full);
+    labelled(b, "connections_rejected_total", "reason", "pending_timeout", c->closed_pending_timeout);
     metric_header(b, "connections_closed_total", "counter",
                   "Established connections the server closed for a policy, by reason.");
     labelled(b, "connections_closed_total", "reason", "rate_limit", c->closed_rate_limit);
     labelled(b, "connections_closed_total", "reason", "message_too_large", c->closed_too_large);
     labelled(b, "connections_closed_total", "reason", "slow_consumer", c->closed_slow_consumer);
+    metric(b, "accept_failures_total", "counter",
+           "accept() calls that failed (EMFILE, ENFILE...); accepting pauses after each.",
+           (double)c->accept_failures);
     metric(b, "messages_rate_limited_total", "counter",
            "Client messages dropped and answered rate_limited.", (double)c->rate_limited_messages);
     metric(b, "messages_sent_total", "counter", "WebSocket messages written to clients.",

@@ -13,6 +13,8 @@
 static pthread_once_t lws_emit_installed = PTHREAD_ONCE_INIT;
 static __thread struct event_queue *lws_sink;
 static __thread int bind_errno;
+static __thread void (*accept_hook)(void *, int);
+static __thread void *accept_hook_arg;
 
 void sb_log_topic(struct event_queue *q, enum sb_log_topic topic, int level, const char *fmt, ...)
 {
@@ -74,6 +76,10 @@ static void lws_emit(int lws_level, const char *line)
     /* lws prefixes a timestamp and ends lines with a newline; keep the message only. */
     const char *msg = strstr(line, "]: ");
     msg = msg ? msg + 3 : line;
+    if (accept_hook && !strncmp(msg, "accept: errno ", 14)) {
+        accept_hook(accept_hook_arg, atoi(msg + 14));
+        return;
+    }
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         n--;
@@ -103,4 +109,10 @@ int sb_log_take_bind_errno(void)
     int e = bind_errno;
     bind_errno = 0;
     return e;
+}
+
+void sb_log_set_accept_hook(void (*hook)(void *arg, int err), void *arg)
+{
+    accept_hook = hook;
+    accept_hook_arg = arg;
 }

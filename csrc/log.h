@@ -29,4 +29,8 @@ void sb_log_route_lws(struct event_queue *q);
  * (0 if none), reset to 0 by the call. */
 int sb_log_take_bind_errno(void);
 
+/* lws reports a failed accept() only as the log line "accept: errno N".  On the calling thread
+ * (the service thread), such a line calls hook(arg, N) instead of being logged; NULL removes it. */
+void sb_log_set_accept_hook(void (*hook)(void *arg, int err), void *arg);
+
 #endif

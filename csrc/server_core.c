@@ -14,6 +14,22 @@ static char *dup_or_null(const char *s, int *oom)
     return d;
 }
 
+/* Copy a list of n strings into *out (NULL stays NULL).  Returns -1 when out of memory. */
+static int copy_list(const char *const *list, size_t n, char ***out, size_t *n_out)
+{
+    int oom = 0;
+    if (!list)
+        return 0;
+    *out = calloc(n + 1, sizeof(char *));
+    if (!*out)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        (*out)[i] = dup_or_null(list[i], &oom);
+        *n_out = i + 1;
+    }
+    return oom ? -1 : 0;
+}
+
 /* Copy the strings of cfg into scfg.  Returns -1 when out of memory (scfg may hold part). */
 static int copy_strings(const struct core_config *cfg, struct service_config *scfg)
 {
@@ -38,6 +54,9 @@ static int copy_strings(const struct core_config *cfg, struct service_config *sc
             scfg->n_allowed_origins = i + 1;
         }
     }
+    if (copy_list(cfg->allowed_hosts, cfg->n_allowed_hosts, &scfg->allowed_hosts,
+                  &scfg->n_allowed_hosts) < 0)
+        return -1;
     return oom ? -1 : 0;
 }
 
@@ -56,6 +75,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
         .port = cfg->port,
         .max_clients = cfg->max_clients,
         .max_message_size = cfg->max_message_size,
+        .max_pending = cfg->max_pending,
     };
 
     *bind_errno = 0;

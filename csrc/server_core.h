@@ -29,6 +29,9 @@ struct core_config {
     size_t n_allowed_origins;
     const char *ssl_cert;     /* both or neither */
     const char *ssl_key;
+    size_t max_pending;       /* connections not yet clients (0 = unlimited) */
+    const char *const *allowed_hosts; /* Host names accepted (copied), or NULL: no Host check */
+    size_t n_allowed_hosts;
 };
 
 struct server_core {

@@ -27,6 +27,8 @@ typedef struct {
     PyObject *storage;          /* SkillsStorage, created on first access */
     struct server_core *core;   /* NULL unless running */
     PyObject *weakrefs;
+    Py_ssize_t max_pending;
+    PyObject *allowed_hosts;    /* tuple of str, or None */
 } ServerObject;
 
 /* ---- argument validation ---- */
@@ -96,21 +98,22 @@ static int server_init(ServerObject *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"host", "port", "db_path", "update_interval", "require_auth",
                              "max_clients", "max_message_size", "anomaly_threshold", "top_n",
                              "record_anomalies", "logger", "allowed_origins", "ssl_certfile",
-                             "ssl_keyfile", "jwt_secret", NULL};
+                             "ssl_keyfile", "jwt_secret", "allowed_hosts", "max_pending", NULL};
     PyObject *host = NULL, *port = NULL, *db_path = Py_None, *interval = NULL, *auth = Py_False;
     PyObject *max_clients = NULL, *max_msg = NULL, *threshold = NULL, *top_n = NULL;
     PyObject *record = Py_True, *logger = Py_None;
     PyObject *origins = Py_None, *certfile = Py_None, *keyfile = Py_None, *secret = Py_None;
+    PyObject *hosts = Py_None, *max_pending = NULL;
     long long v;
 
     if (self->core) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a running server");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOO$OOOOOOOOOO:RealTimeMetricsServer", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOO$OOOOOOOOOOOO:RealTimeMetricsServer", kwlist,
                                      &host, &port, &db_path, &interval, &auth, &max_clients,
                                      &max_msg, &threshold, &top_n, &record, &logger, &origins,
-                                     &certfile, &keyfile, &secret))
+                                     &certfile, &keyfile, &secret, &hosts, &max_pending))
         return -1;
 
     if (host && !PyUnicode_Check(host)) {
@@ -159,6 +162,16 @@ static int server_init(ServerObject *self, PyObject *args, PyObject *kwds)
         return -1;
     if (take_bool(record, "record_anomalies", &self->record_anomalies) < 0)
         return -1;
+    self->max_pending = 256;
+    if (max_pending) {
+        if (take_int(max_pending, "max_pending", 1, 10000000, &v) < 0)
+            return -1;
+        self->max_pending = (Py_ssize_t)v;
+    }
+    PyObject *host_names = bridge_call((PyObject *)self, "validate_allowed_hosts", &hosts, 1);
+    if (!host_names)
+        return -1;
+    Py_XSETREF(self->allowed_hosts, host_names);
 
     PyObject *path = bridge_call((PyObject *)self, "normalize_db_path", &db_path, 1);
     if (!path)
@@ -183,27 +196,63 @@ static int server_init(ServerObject *self, PyObject *args, PyObject *kwds)
 
 /* ---- lifecycle (called by _bridge's coroutines) ---- */
 
+/* The UTF-8 strings of a tuple of str, in a PyMem array the caller frees (pointers into the
+ * tuple's items).  Returns 0, or -1 with an exception set. */
+static int string_tuple(PyObject *tuple, const char *what, const char ***out, Py_ssize_t *n_out)
+{
+    if (!PyTuple_Check(tuple)) {
+        PyErr_Format(PyExc_TypeError, "_start_core: %s must be a tuple or None", what);
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    const char **list = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    if (!list) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyTuple_GET_ITEM(tuple, i);
+        list[i] = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+        if (!list[i]) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "_start_core: %s must be strings", what);
+            PyMem_Free(list);
+            return -1;
+        }
+    }
+    *out = list;
+    *n_out = n;
+    return 0;
+}
+
 static PyObject *server_start_core(ServerObject *self, PyObject *args)
 {
     const char *iface = NULL, *static_dir = NULL, *secret = NULL, *certfile = NULL, *keyfile = NULL;
     Py_ssize_t secret_len = 0;
-    PyObject *origins = Py_None;
+    PyObject *origins = Py_None, *hosts = Py_None;
     int disable_ipv6 = 0, use_poll = 0, min_level = 0;
     char err[512];
     int bind_errno = 0;
 
-    if (!PyArg_ParseTuple(args, "zppizz#Ozz:_start_core", &iface, &disable_ipv6, &use_poll,
+    if (!PyArg_ParseTuple(args, "zppizz#Ozz|O:_start_core", &iface, &disable_ipv6, &use_poll,
                           &min_level, &static_dir, &secret, &secret_len, &origins, &certfile,
-                          &keyfile))
+                          &keyfile, &hosts))
+        return NULL;
+    const char **host_list = NULL;
+    Py_ssize_t n_hosts = 0;
+    if (hosts != Py_None && string_tuple(hosts, "hosts", &host_list, &n_hosts) < 0)
         return NULL;
     if (origins != Py_None && !PyTuple_Check(origins)) {
         PyErr_SetString(PyExc_TypeError, "_start_core: origins must be a tuple or None");
+        PyMem_Free(host_list);
         return NULL;
     }
     Py_ssize_t n_origins = origins == Py_None ? 0 : PyTuple_GET_SIZE(origins);
     const char **origin_list = PyMem_Calloc((size_t)n_origins + 1, sizeof(char *));
-    if (!origin_list)
+    if (!origin_list) {
+        PyMem_Free(host_list);
         return PyErr_NoMemory();
+    }
     for (Py_ssize_t i = 0; i < n_origins; i++) {
         PyObject *o = PyTuple_GET_ITEM(origins, i);
         origin_list[i] = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
@@ -211,23 +260,27 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "_start_core: origins must be strings");
             PyMem_Free(origin_list);
+            PyMem_Free(host_list);
             return NULL;
         }
     }
     if (self->core) {
         PyErr_SetString(PyExc_RuntimeError, "server is already running");
         PyMem_Free(origin_list);
+        PyMem_Free(host_list);
         return NULL;
     }
     PyObject *path_str = PyOS_FSPath(self->db_path);
     if (!path_str) {
         PyMem_Free(origin_list);
+        PyMem_Free(host_list);
         return NULL;
     }
     PyObject *path_bytes = NULL;
     if (!PyUnicode_FSConverter(path_str, &path_bytes)) {
         Py_DECREF(path_str);
         PyMem_Free(origin_list);
+        PyMem_Free(host_list);
         return NULL;
     }
     Py_DECREF(path_str);
@@ -252,6 +305,9 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
         .n_allowed_origins = (size_t)n_origins,
         .ssl_cert = certfile,
         .ssl_key = keyfile,
+        .max_pending = (size_t)self->max_pending,
+        .allowed_hosts = host_list,
+        .n_allowed_hosts = (size_t)n_hosts,
     };
     struct server_core *core;
     Py_BEGIN_ALLOW_THREADS
@@ -259,6 +315,7 @@ static PyObject *server_start_core(ServerObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     Py_DECREF(path_bytes);
     PyMem_Free(origin_list);
+    PyMem_Free(host_list);
 
     if (!core) {
         if (bind_errno) {
@@ -705,6 +762,11 @@ static PyObject *get_top_n(ServerObject *self, void *Py_UNUSED(c))
     return PyLong_FromSsize_t(self->top_n);
 }
 
+static PyObject *get_max_pending(ServerObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(self->max_pending);
+}
+
 static PyObject *get_obj(PyObject *obj)
 {
     return Py_NewRef(obj ? obj : Py_None);
@@ -714,6 +776,7 @@ static PyObject *get_host(ServerObject *self, void *Py_UNUSED(c)) { return get_o
 static PyObject *get_db_path(ServerObject *self, void *Py_UNUSED(c)) { return get_obj(self->db_path); }
 static PyObject *get_logger(ServerObject *self, void *Py_UNUSED(c)) { return get_obj(self->logger); }
 static PyObject *get_state(ServerObject *self, void *Py_UNUSED(c)) { return get_obj(self->state); }
+static PyObject *get_allowed_hosts(ServerObject *self, void *Py_UNUSED(c)) { return get_obj(self->allowed_hosts); }
 
 static PyObject *get_broadcast_task(ServerObject *self, void *Py_UNUSED(c))
 {
@@ -751,6 +814,10 @@ static PyGetSetDef server_getset[] = {
     {"_state", (getter)get_state, NULL, "Asyncio-side state (internal).", NULL},
     {"_security", (getter)get_security_option, NULL, "Validated security options (internal).", NULL},
     {"_event_fd", (getter)server_event_fd, NULL, "eventfd the asyncio loop watches (internal).", NULL},
+    {"allowed_hosts", (getter)get_allowed_hosts, NULL,
+     "Extra Host names accepted while bound to loopback (a tuple), or None.", NULL},
+    {"max_pending", (getter)get_max_pending, NULL,
+     "Connections allowed to be still handshaking or authenticating at once.", NULL},
     {NULL},
 };
 
@@ -803,6 +870,7 @@ static int server_traverse(ServerObject *self, visitproc visit, void *arg)
     Py_VISIT(self->security);
     Py_VISIT(self->state);
     Py_VISIT(self->storage);
+    Py_VISIT(self->allowed_hosts);
     return 0;
 }
 
@@ -814,6 +882,7 @@ static int server_clear(ServerObject *self)
     Py_CLEAR(self->security);
     Py_CLEAR(self->state);
     Py_CLEAR(self->storage);
+    Py_CLEAR(self->allowed_hosts);
     return 0;
 }
 
@@ -845,7 +914,7 @@ static PyType_Slot server_slots[] = {
                 "update_interval=1.0, require_auth=False, *, max_clients=100, "
                 "max_message_size=65536, allowed_origins=None, ssl_certfile=None, "
                 "ssl_keyfile=None, jwt_secret=None, anomaly_threshold=2.0, top_n=10, "
-                "record_anomalies=True, logger=None)\n--\n\n"
+                "record_anomalies=True, logger=None, allowed_hosts=None, max_pending=256)\n--\n\n"
                 "Real-time skill metrics over WebSocket; libwebsockets runs on its own thread."},
     {Py_tp_init, server_init},
     {Py_tp_new, PyType_GenericNew},

@@ -1,11 +1,14 @@
 /* service.c - the libwebsockets service thread: creates, runs and destroys its own context. */
 #include "service.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -22,6 +25,12 @@ static const lws_retry_bo_t no_validity_timers = {
 #define TX_PACKET_SIZE (256 * 1024)
 /* The handshake (and, later, the TLS accept) must complete within this. */
 #define HANDSHAKE_TIMEOUT_S 10
+
+/* While accept() fails (no descriptor left), the listening socket is paused for this long,
+ * doubling up to the maximum; a successful accept starts over.  One line per period at most. */
+#define ACCEPT_BACKOFF_MIN_US (50 * LWS_US_PER_MS)
+#define ACCEPT_BACKOFF_MAX_US (2 * LWS_US_PER_SEC)
+#define ACCEPT_REPORT_PERIOD_MS 10000
 
 /* Negotiated only when the client offers it. zlib may read a written buffer until the session's
  * next WRITEABLE; ws_protocol.c keeps every written buffer alive until then. */
@@ -153,6 +162,104 @@ static void destroy_context(struct service *svc)
     svc->ev_loop = NULL;
 }
 
+/* Whether fd is a listening TCP socket bound to port. */
+static int listens_on(int fd, int port)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening ||
+        getsockname(fd, (struct sockaddr *)&sa, &salen) != 0)
+        return 0;
+    if (sa.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&sa)->sin_port) == port;
+    if (sa.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port) == port;
+    return 0;
+}
+
+/* lws 4.1.6 offers no getter for a vhost's listening wsi.  Find the descriptor among the open
+ * ones (never past lws's own table, which wsi_from_fd does not bound-check), then its wsi. */
+static struct lws *find_listen_wsi(struct service *svc)
+{
+    struct lws *found = NULL;
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return NULL;
+    for (struct dirent *e; !found && (e = readdir(dir));) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == dirfd(dir))
+            continue;
+        if (listens_on((int)fd, svc->bound_port))
+            found = wsi_from_fd(svc->ctx, (int)fd);
+    }
+    closedir(dir);
+    return found;
+}
+
+static void report_accept_failures(struct service *svc, int err)
+{
+    int64_t now = mono_us() / 1000;
+    if (svc->accept_report_ms && now - svc->accept_report_ms < ACCEPT_REPORT_PERIOD_MS)
+        return;
+    sb_log(svc->events, SB_ERROR,
+           "cannot accept connections: %s; pausing new connections (%llu failed accepts since "
+           "the last report; raise the open-file limit or lower max_clients)",
+           strerror(err), (unsigned long long)svc->accept_unreported);
+    svc->accept_unreported = 0;
+    svc->accept_report_ms = now;
+}
+
+static void accept_resume(lws_sorted_usec_list_t *sul)
+{
+    struct service *svc = lws_container_of(sul, struct service, accept_retry);
+    svc->accept_paused = 0;
+    if (svc->listen_wsi && !svc->stopping)
+        lws_rx_flow_control(svc->listen_wsi, 1);
+}
+
+void service_accept_failed(struct service *svc, int err)
+{
+    svc->counters.accept_failures++;
+    svc->accept_unreported++;
+    report_accept_failures(svc, err);
+    /* A pending connection is the cheapest descriptor to give back; with one given back, the
+     * next accept() can succeed soon, so the back-off starts over. */
+    if (pending_drop_oldest(svc))
+        svc->accept_backoff_us = ACCEPT_BACKOFF_MIN_US;
+    if (!svc->listen_wsi)
+        return;
+    /* Without the pause, lws would call accept() again at once, forever: the connection stays
+     * in the kernel's queue and the listening socket stays readable.  lws itself turns POLLIN
+     * back on whenever a connection closes (its accept modulation) without telling its flow
+     * control, which then believes it is still off: allow, then pause, to really turn it off. */
+    lws_rx_flow_control(svc->listen_wsi, 1);
+    lws_rx_flow_control(svc->listen_wsi, 0);
+    if (svc->accept_paused)
+        return; /* the retry is scheduled already */
+    svc->accept_paused = 1;
+    if (!svc->accept_backoff_us)
+        svc->accept_backoff_us = ACCEPT_BACKOFF_MIN_US;
+    lws_sul_schedule(svc->ctx, 0, &svc->accept_retry, accept_resume, svc->accept_backoff_us);
+    svc->accept_backoff_us *= 2;
+    if (svc->accept_backoff_us > ACCEPT_BACKOFF_MAX_US)
+        svc->accept_backoff_us = ACCEPT_BACKOFF_MAX_US;
+}
+
+void service_accept_ok(struct service *svc)
+{
+    svc->accept_backoff_us = 0;
+}
+
+/* lws reports a failed accept() only in its log (see log.c), on this thread. */
+static void on_accept_failed(void *arg, int err)
+{
+    service_accept_failed(arg, err);
+}
+
 /* One pass of whichever loop runs the context: wait for events, then serve them. */
 static int service_once(struct service *svc)
 {
@@ -181,9 +288,15 @@ static void *service_main(void *arg)
     svc->alive = 1;
     svc->bound_port = lws_get_vhost_listen_port(svc->vhost);
     pthread_mutex_unlock(&svc->lock);
+    svc->listen_wsi = find_listen_wsi(svc);
+    if (!svc->listen_wsi)
+        sb_log(svc->events, SB_WARNING, "listening socket not found: accept() failures will not "
+               "pause accepting");
+    sb_log_set_accept_hook(on_accept_failed, svc);
     sb_log(svc->events, SB_DEBUG, "event loop: %s", svc->ev_loop ? "libev (epoll)" : "poll(2)");
     set_state(svc, SVC_LISTENING);
     ws_keepalive_start(svc);
+    pending_start(svc);
     /* Under libev, lws arms its timer only after it served an event, so wake it once now; this
      * also serves a stop asked before we were alive to be woken. */
     lws_cancel_service(svc->ctx);
@@ -196,6 +309,9 @@ static void *service_main(void *arg)
     }
     lws_sul_cancel(&svc->stop_deadline);
     lws_sul_cancel(&svc->keepalive);
+    lws_sul_cancel(&svc->accept_retry);
+    pending_stop(svc);
+    sb_log_set_accept_hook(NULL, NULL);
     destroy_context(svc);
     sb_log_route_lws(NULL);
     snapshot_unref(svc->current);
@@ -217,6 +333,9 @@ void service_config_free(struct service_config *cfg)
     free(cfg->allowed_origins);
     free(cfg->ssl_cert);
     free(cfg->ssl_key);
+    for (size_t i = 0; i < cfg->n_allowed_hosts; i++)
+        free(cfg->allowed_hosts[i]);
+    free(cfg->allowed_hosts);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "event_queue.h"
+#include "pending.h"
 #include "snapshot.h"
 #include "static_files.h"
 
@@ -35,6 +36,9 @@ struct service_config {
     char *ssl_cert;           /* owned; with ssl_key, serve wss:// */
     char *ssl_key;            /* owned */
     int use_poll;             /* lws's poll(2) loop instead of libev on epoll */
+    size_t max_pending;       /* connections not yet clients; 0 = unlimited */
+    char **allowed_hosts;     /* owned; Host names accepted, or NULL for no Host check */
+    size_t n_allowed_hosts;
 };
 
 /* Free the owned members of cfg and zero it. */
@@ -55,6 +59,10 @@ struct service_counters {
     uint64_t messages_received;
     uint64_t bytes_sent;
     uint64_t conflated_updates;
+    uint64_t rejected_pending_full;  /* dropped: the oldest pending when max_pending was reached */
+    uint64_t closed_pending_timeout; /* dropped: request, handshake or auth not finished in time */
+    uint64_t rejected_host;          /* HTTP 403: Host not allowed (DNS rebinding) */
+    uint64_t accept_failures;        /* accept() failed (EMFILE, ENFILE...) */
 };
 
 enum service_state { SVC_STARTING, SVC_LISTENING, SVC_FAILED, SVC_STOPPED };
@@ -95,7 +103,22 @@ struct service {
     int leave_loop;
     lws_sorted_usec_list_t stop_deadline;
     lws_sorted_usec_list_t keepalive;  /* one timer for every connection's pings */
+    struct pending_list pending_conns; /* connections that are not clients yet */
+    struct lws *listen_wsi;            /* the listening socket, paused while accept() fails */
+    lws_sorted_usec_list_t accept_retry;
+    int accept_paused;
+    int64_t accept_backoff_us;         /* the next pause; doubles while accept() keeps failing */
+    int64_t accept_report_ms;          /* when accept failures were last logged */
+    uint64_t accept_unreported;
 };
+
+/* accept() failed with errno err (lws only logs it): pause accepting for a while instead of
+ * spinning on the listening socket, and free a descriptor by dropping the oldest pending
+ * connection.  Logs at most one line per 10 s.  Service thread only. */
+void service_accept_failed(struct service *svc, int err);
+
+/* A connection was accepted: the accept back-off starts over. */
+void service_accept_ok(struct service *svc);
 
 /* Copy cfg (taking ownership of cfg->iface) and start the thread, then wait
  * until it listens or fails.  Returns 0 when listening; otherwise -1 with

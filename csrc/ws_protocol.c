@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "dispatch.h"
+#include "handshake_policy.h"
 #include "http_routes.h"
 #include "jwt.h"
 #include "log.h"
@@ -481,6 +482,19 @@ static void format_peer(struct lws *wsi, char *out, size_t len)
     snprintf(out, len, "%s:%d", ip, port);
 }
 
+/* With max_clients clients admitted, close s with 1013 and return 1; else return 0. */
+static int session_reject_if_full(struct session *s)
+{
+    struct service *svc = s->svc;
+    if (!svc->cfg.max_clients || svc->n_sessions < svc->cfg.max_clients)
+        return 0;
+    svc->counters.rejected_full++;
+    sb_log(svc->events, SB_WARNING, "rejecting %s: server full (%zu clients)", s->peer,
+           svc->cfg.max_clients);
+    session_close_with(s, SB_CLOSE_TRY_AGAIN_LATER, "server full");
+    return 1;
+}
+
 /* Let an authenticated (or unauthenticated, when allowed) client in: it joins the
  * "all skills" group, becomes visible in `clients` and gets its greeting.  Nothing else
  * follows until the next tick: clients written for session-buddy's pure-Python server read
@@ -488,6 +502,10 @@ static void format_peer(struct lws *wsi, char *out, size_t len)
 static void session_admit(struct session *s)
 {
     struct service *svc = s->svc;
+    /* Only clients take seats: a connection still authenticating does not (SPEC section 4). */
+    if (session_reject_if_full(s))
+        return;
+    pending_finished(svc, s->wsi);
     struct sub_group *all = group_join(svc, NULL, 0);
     struct msgbuf *hello = msgbuf_new(192);
     if (!all || !hello) {
@@ -600,13 +618,8 @@ static void session_established(struct session *s, struct lws *wsi, struct servi
         session_close_with(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
         return;
     }
-    if (svc->cfg.max_clients && svc->n_connections >= svc->cfg.max_clients) {
-        svc->counters.rejected_full++;
-        sb_log(svc->events, SB_WARNING, "rejecting %s: server full (%zu clients)", s->peer,
-               svc->cfg.max_clients);
-        session_close_with(s, SB_CLOSE_TRY_AGAIN_LATER, "server full");
+    if (session_reject_if_full(s))
         return;
-    }
     pthread_mutex_lock(&svc->lock);
     s->next = svc->sessions;
     if (svc->sessions)
@@ -638,6 +651,7 @@ static void session_established(struct session *s, struct lws *wsi, struct servi
         session_check_token(s, token, (size_t)n, "handshake");
     } else {
         s->auth_pending = 1;
+        pending_restart(svc, wsi); /* the handshake is done; authentication has its own 5 s */
         lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_deadline, auth_deadline_reached,
                          AUTH_DEADLINE_US);
     }
@@ -685,10 +699,90 @@ static void session_closed(struct session *s)
 
 /* ---- plain HTTP on the same port ---- */
 
-/* Route the request and write its headers; the body follows in HTTP_WRITEABLE.
+/*
+ * The Host check against DNS rebinding: with a list of names (the server is bound to a loopback
+ * address), a request must name one of them in its Host header.  Returns 1 when it may go on.
+ */
+static int request_host_allowed(struct lws *wsi, struct service *svc)
+{
+    char host[256];
+    if (!svc->cfg.allowed_hosts)
+        return 1;
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+    if (total <= 0 || total >= (int)sizeof(host) ||
+        lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0 ||
+        !host_allowed(host, svc->cfg.allowed_hosts, svc->cfg.n_allowed_hosts)) {
+        svc->counters.rejected_host++;
+        return 0;
+    }
+    return 1;
+}
+
+/* With authentication on, whatever carries data needs the same token as a WebSocket client. */
+static int request_authorized(struct lws *wsi, struct service *svc)
+{
+    if (!svc->cfg.jwt_secret)
+        return 1;
+    char *token = malloc(MAX_HEADER_VALUE);
+    if (!token)
+        return 0;
+    int ok = 0, n = handshake_token(wsi, token, MAX_HEADER_VALUE);
+    if (n > 0) {
+        struct jwt_claims claims;
+        if (jwt_verify(token, (size_t)n, svc->cfg.jwt_secret, svc->cfg.jwt_secret_len,
+                       (double)now_unix_ms() / 1000.0, &claims) == JWT_OK) {
+            jwt_claims_free(&claims);
+            ok = 1;
+        }
+    }
+    memset(token, 0, MAX_HEADER_VALUE);
+    free(token);
+    if (!ok)
+        svc->counters.auth_failures++;
+    return ok;
+}
+
+/*
+ * A short plain-text answer written at once, for refusals: headers (with one extra header when
+ * name is not NULL), then the body unless the request was HEAD.  lws discards a request body
+ * that was not read before the next request is parsed.  Returns what the lws callback returns.
+ */
+static int http_answer_now(struct lws *wsi, unsigned int status, const char *name, const char *value,
+                           const char *text, int head_only)
+{
+    unsigned char headers[LWS_PRE + 512], body[LWS_PRE + 128];
+    unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof(headers) - 1;
+    size_t len = strlen(text);
+
+    if (len > sizeof(body) - LWS_PRE)
+        return -1;
+    if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8", len, &p, end) ||
+        (name && lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                             (const unsigned char *)value, (int)strlen(value), &p,
+                                             end)) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (!head_only) {
+        memcpy(body + LWS_PRE, text, len);
+        if (lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
+            return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Route the request and write its headers; the body follows in HTTP_WRITEABLE (none for HEAD).
  * Returns what the lws callback returns. */
 static int http_begin(struct session *s, struct lws *wsi, struct service *svc, const char *path)
 {
+    int head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+    if (!head && lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+        return http_answer_now(wsi, 405, "allow:", "GET, HEAD", "method not allowed\n", 0);
+    if (!request_host_allowed(wsi, svc))
+        return http_answer_now(wsi, 403, NULL, NULL, "host not allowed\n", head);
+    if (!strcmp(path, "/metrics") && !request_authorized(wsi, svc))
+        return http_answer_now(wsi, 401, "www-authenticate:", "Bearer",
+                               "a token is required: Authorization: Bearer, or ?token=\n", head);
+
     unsigned char headers[LWS_PRE + 1024];
     unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof(headers) - 1;
     struct ticker_metrics tm;
@@ -722,6 +816,15 @@ static int http_begin(struct session *s, struct lws *wsi, struct service *svc, c
         return 1;
     }
     msgbuf_unref(s->http_body);
+    if (head) {
+        /* The same headers as GET, and no body: a pipelined next response stays in step. */
+        msgbuf_unref(body);
+        s->http_body = NULL;
+        if (lws_http_transaction_completed(wsi))
+            return -1;
+        pending_restart(svc, wsi); /* idle until the next request, which has its own deadline */
+        return 0;
+    }
     s->http_body = body;
     lws_callback_on_writable(wsi);
     return 0;
@@ -736,9 +839,10 @@ static int http_write_body(struct session *s, struct lws *wsi)
     int n = lws_write(wsi, (unsigned char *)jb_text(&body->jb), body->jb.len, LWS_WRITE_HTTP_FINAL);
     int short_write = n < (int)body->jb.len;
     msgbuf_unref(body);
-    if (short_write)
+    if (short_write || lws_http_transaction_completed(wsi))
         return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    pending_restart(lws_context_user(lws_get_context(wsi)), wsi);
+    return 0;
 }
 
 /* ---- the upgrade: request and Origin checks ---- */
@@ -784,10 +888,12 @@ static int websocket_key_valid(struct lws *wsi)
 static int check_upgrade_request(struct lws *wsi, struct service *svc)
 {
     const char *status = "400 Bad Request", *header = "", *body;
-    char version[8] = "";
+    char version[8] = "", http[16] = "";
 
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
         body = "a WebSocket handshake must be a GET request\n";
+    } else if (lws_hdr_copy(wsi, http, sizeof(http), WSI_TOKEN_HTTP) < 0 || strcmp(http, "HTTP/1.1")) {
+        body = "a WebSocket handshake needs HTTP/1.1\n"; /* RFC 6455 4.1 */
     } else if (!websocket_key_valid(wsi)) {
         body = "Sec-WebSocket-Key must be 16 bytes in base64\n";
     } else if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0 ||
@@ -802,32 +908,33 @@ static int check_upgrade_request(struct lws *wsi, struct service *svc)
     return refuse_upgrade(wsi, status, header, body);
 }
 
-static int origin_allowed(const struct service *svc, const char *origin)
+static int origin_allowed(struct lws *wsi, const struct service *svc, const char *origin)
 {
-    for (size_t i = 0; i < svc->cfg.n_allowed_origins; i++)
-        if (!strcmp(svc->cfg.allowed_origins[i], origin))
-            return 1;
-    return 0;
+    char host[256];
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+    if (total <= 0 || total >= (int)sizeof(host) || lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0)
+        host[0] = '\0'; /* then only the local origins qualify */
+    return origin_allowed_by_policy(origin, host, lws_is_ssl(wsi), svc->cfg.allowed_origins,
+                                    svc->cfg.n_allowed_origins);
 }
 
 /*
- * With allowed_origins set, a handshake whose Origin is not listed gets a
- * real HTTP 403 (returning nonzero from FILTER_PROTOCOL_CONNECTION would only
- * drop the TCP connection).  A handshake without Origin comes from a
- * non-browser client, which could claim any Origin anyway: it passes, and
- * authentication is what guards those.  Returns what the callback returns.
+ * A handshake whose Origin the policy refuses (handshake_policy.h: the listed origins, or by
+ * default this server's own pages and local ones) gets a real HTTP 403 (returning nonzero from
+ * FILTER_PROTOCOL_CONNECTION would only drop the TCP connection), so that a web page the user
+ * happens to visit cannot read the stream.  A handshake without Origin comes from a non-browser
+ * client, which could claim any Origin anyway: it passes, and authentication is what guards
+ * those.  Returns what the callback returns.
  */
 static int check_origin(struct lws *wsi, struct service *svc)
 {
     char origin[512] = "";
 
-    if (!svc->cfg.allowed_origins)
-        return 0;
     int total = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
     if (total <= 0)
         return 0;
     if (total < (int)sizeof(origin) && lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) >= 0 &&
-        origin_allowed(svc, origin))
+        origin_allowed(wsi, svc, origin))
         return 0;
 
     char peer[64];
@@ -940,7 +1047,25 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         drain_mailbox(svc);
         return 0; /* nonzero would free the cancel pipe's wsi (lws #2168) */
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return check_upgrade_request(wsi, svc) ? 1 : check_origin(wsi, svc);
+        if (check_upgrade_request(wsi, svc))
+            return 1;
+        if (!request_host_allowed(wsi, svc))
+            return refuse_upgrade(wsi, "403 Forbidden", "", "host not allowed\n");
+        return check_origin(wsi, svc);
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        service_accept_ok(svc);
+        return pending_accepted(svc, wsi) < 0 ? -1 : 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        pending_finished(svc, wsi);
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws 4.1.6 answers most invalid close codes with 1002 itself, but echoes a 1-byte
+         * payload and codes from 5000 up (RFC 6455 5.5.1, 7.4). */
+        if (!close_payload_valid(in, len)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"invalid close frame", 19);
+            return -1;
+        }
+        return 0;
     case LWS_CALLBACK_ESTABLISHED:
         session_established(s, wsi, svc);
         return 0;

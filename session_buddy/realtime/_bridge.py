@@ -27,6 +27,7 @@ from typing import Any
 
 from session_buddy.realtime import auth
 from session_buddy.realtime._mount_auth import AuthRefused, authenticate_mounted
+from session_buddy.realtime._network_policy import host_check_names, validate_allowed_hosts
 
 __all__ = ["NetworkClient", "ServerState"]
 
@@ -244,15 +245,23 @@ def _effective_secret(server: Any) -> bytes | None:
     return secret
 
 
+# The soft limit set when the hard one is unlimited (the kernel caps it at fs.nr_open anyway).
+_FD_LIMIT_WHEN_UNLIMITED = 1 << 20
+
+
 def _raise_fd_limit(server: Any) -> None:
-    """Lift the soft RLIMIT_NOFILE toward the hard one so max_clients connections fit: lws sizes
-    its fd table from this limit when the context is created, and stops accepting near it."""
+    """Lift the soft RLIMIT_NOFILE as far as the hard one allows: lws sizes its fd table from
+    this limit when the context is created, and connections that are not clients yet (max_pending
+    of them) need descriptors besides the max_clients clients. A low soft limit is what an
+    attacker exhausts first; the hard limit is the operator's real choice."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if server.max_clients == 0 else server.max_clients + 256
-    if hard != resource.RLIM_INFINITY:
-        wanted = min(wanted, hard)
+    wanted = _FD_LIMIT_WHEN_UNLIMITED if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:  # an unlimited hard limit above fs.nr_open
+            _server_log(server).debug("could not raise the open-file limit from %d: %s", soft, exc)
+            return
         _server_log(server).debug("raised the open-file limit from %d to %d", soft, wanted)
 
 
@@ -341,6 +350,7 @@ async def _start(server: Any, state: ServerState, loop: asyncio.AbstractEventLoo
     server._start_core(
         iface, disable_ipv6, use_poll, _min_log_level(server), str(DASHBOARD_DIR), secret,
         security.allowed_origins, None if cert is None else str(cert), None if key is None else str(key),
+        host_check_names(server.host, iface, server.allowed_hosts),
     )
     state.loop = loop
     state.stopping = False

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from session_buddy.realtime._core import RealTimeMetricsServer
+from session_buddy.realtime._network_policy import validate_allowed_hosts
 
 __all__ = ["build_parser", "main"]
 
@@ -72,6 +73,21 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _host_name(text: str) -> str:
+    try:
+        (name,) = validate_allowed_hosts([text]) or ()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="session-buddy-realtime", description=DESCRIPTION, epilog=EPILOG,
@@ -91,9 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", type=Path, default=None, metavar="F", help="PEM private key of --tls-cert")
     parser.add_argument("--allowed-origin", action="append", default=None, metavar="O", dest="allowed_origins",
                         help="a browser Origin allowed to connect, e.g. https://dash.example.com; "
-                             "repeat for more (default: any origin)")
+                             "repeat for more; '*' allows any, 'null' a page opened from disk "
+                             "(default: no Origin, this server's own pages, and http(s)://localhost, "
+                             "127.0.0.1 or [::1] on any port)")
+    parser.add_argument("--allowed-host", action="append", type=_host_name, default=None, metavar="H",
+                        dest="allowed_hosts",
+                        help="while bound to loopback, another Host name requests may use, e.g. a "
+                             "name in /etc/hosts; repeat for more (default: localhost, 127.0.0.1, [::1] "
+                             "and the bound address)")
     parser.add_argument("--max-clients", type=_non_negative_int, default=100, metavar="N",
                         help="connections allowed at once, 0 = unlimited (default 100)")
+    parser.add_argument("--max-pending", type=_positive_int, default=256, metavar="N",
+                        help="connections still sending their request, handshaking or authenticating "
+                             "at once; past it the oldest is dropped (default 256)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     parser.add_argument("--demo", action="store_true",
@@ -106,7 +132,8 @@ async def _serve(args: argparse.Namespace) -> int:
     server = RealTimeMetricsServer(host=args.host, port=args.port, db_path=args.db,
                                    update_interval=args.interval, require_auth=args.auth,
                                    max_clients=args.max_clients, allowed_origins=args.allowed_origins,
-                                   ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+                                   ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                                   allowed_hosts=args.allowed_hosts, max_pending=args.max_pending)
     try:
         await server.start()
     except (FileNotFoundError, ssl.SSLError) as exc:

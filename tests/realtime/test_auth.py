@@ -242,6 +242,6 @@ async def test_auth_failures_are_counted(auth_server) -> None:
         async with connect(f"ws://127.0.0.1:{auth_server.port}",
                            additional_headers={"Authorization": f"Bearer {token}"}) as ws:
             assert await expect_close(ws) == AUTH_FAILED
-    _, _, body = await get(auth_server, "/metrics")
+    _, _, body = await get(auth_server, f"/metrics?token={token_for('prometheus')}")  # /metrics needs a token too
     s = samples(body.decode())
     assert s[("session_buddy_connections_rejected_total", (("reason", "auth_failed"),))] == 2

@@ -72,7 +72,8 @@ async def test_busy_port_is_one_line_and_nonzero(tmp_path: Path) -> None:
     assert f"cannot listen on localhost:{port}" in lines[0] and "in use" in lines[0]
 
 
-@pytest.mark.parametrize("flag", [["--port", "70000"], ["--interval", "0"], ["--bogus"]])
+@pytest.mark.parametrize("flag", [["--port", "70000"], ["--interval", "0"], ["--bogus"], ["--max-pending", "0"],
+                                  ["--allowed-host", "dash.internal:8765"], ["--allowed-host", "http://x"]])
 async def test_bad_flag_is_a_usage_error(tmp_path: Path, flag: list[str]) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "session_buddy.realtime", *flag, cwd=tmp_path,
@@ -82,3 +83,31 @@ async def test_bad_flag_is_a_usage_error(tmp_path: Path, flag: list[str]) -> Non
     _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
     assert err.decode().strip().splitlines()[-1].startswith("session-buddy-realtime: error:")
+
+
+async def test_allowed_host_and_max_pending_reach_the_server(tmp_path: Path) -> None:
+    """--allowed-host widens the Host check (the server is bound to localhost); --max-pending 1
+    lets a second slow connection drop the first."""
+    proc, url = await start_cli("--port", "0", "--db", str(tmp_path / "s.db"), "--allowed-host", "Dash.Internal",
+                                "--allowed-host", "10.9.8.7", "--max-pending", "1", cwd=tmp_path)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        for name, status in (("dash.internal:1234", b"200"), ("10.9.8.7", b"200"), ("evil.example", b"403")):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /healthz HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+            writer.close()
+            assert head.startswith(b"HTTP/1.1 " + status), (name, head)
+        first_reader, first = await asyncio.open_connection("127.0.0.1", port)
+        first.write(b"GET / HTTP/1.1\r\n")
+        await first.drain()
+        # Connected first, it is first in the kernel's accept queue, so it is the oldest.
+        _, second = await asyncio.open_connection("127.0.0.1", port)
+        second.write(b"GET / HTTP/1.1\r\n")
+        await second.drain()
+        assert await asyncio.wait_for(first_reader.read(), 10) == b""
+        first.close()
+        second.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0

@@ -275,7 +275,8 @@ def test_reconnects_after_a_restart_and_keeps_the_drill_down(driver, live, tmp_p
 
 def test_the_browser_client_example_shows_the_skills(driver, live, tmp_path: Path) -> None:
     db = seed_db(tmp_path / "skills.db")
-    server = serve(live, db.path)
+    # A page opened from disk sends "Origin: null", which must be allowed explicitly.
+    server = serve(live, db.path, allowed_origins=["null"])
     page = (ROOT / "examples" / "browser_client.html").as_uri() + "?url=" + server.ws_url
     driver.get(page)
     wait_js(driver, "return Array.from(document.querySelectorAll('#skills tr[data-skill]')).map(r => r.dataset.skill).join('\\n') === arguments[0]",

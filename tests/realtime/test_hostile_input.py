@@ -79,7 +79,7 @@ async def test_garbage_before_the_handshake_is_dropped(server, bystander, garbag
     assert not loud, loud
 
 
-_UPGRADE = ("{method} / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+_UPGRADE = ("{method} / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "{key}{version}Content-Length: 0\r\n\r\n")
 _KEY = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 _V13 = "Sec-WebSocket-Version: 13\r\n"
