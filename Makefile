@@ -80,9 +80,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Icsrc
-FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/client_msg.c \
+FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/client_msg.c csrc/text_sanitize.c \
                 csrc/json_object.c csrc/json_writer.c csrc/snapshot.c csrc/timeutil.c
-FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c
+FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c csrc/text_sanitize.c
 
 fuzz-packages:
 	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="clang libclang-rt-14-dev"

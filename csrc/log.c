@@ -8,20 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_sanitize.h"
+
 static pthread_mutex_t lws_sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct event_queue *lws_sink;
 static __thread int bind_errno;
 
 void sb_log(struct event_queue *q, int level, const char *fmt, ...)
 {
-    char line[1024];
+    char raw[SB_LOG_LINE_MAX], line[SB_LOG_LINE_MAX];
     va_list ap;
 
     if (level < q->min_level)
         return;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int n = vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+    /* The arguments are peer and DB text: a cut must not leave half a character, and no byte of
+     * theirs may forge a line or reach Python as text it cannot decode. */
+    if ((size_t)n >= sizeof(raw))
+        len = utf8_whole_prefix(raw, len);
+    text_log_escape(line, sizeof(line), raw, len);
     evq_post(q, EV_LOG, level, 0, line);
 }
 

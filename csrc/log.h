@@ -7,7 +7,13 @@
 /* Python logging levels, so the asyncio side passes them through unchanged. */
 enum { SB_DEBUG = 10, SB_INFO = 20, SB_WARNING = 30, SB_ERROR = 40 };
 
-/* Format a line (truncated at 1 KiB) and queue it for the Python logger. */
+/* Log lines are cut to this many bytes (NUL included), before and after escaping. */
+#define SB_LOG_LINE_MAX 1024
+
+/* Format a line and queue it for the Python logger.  The formatted text is cut on a
+ * character boundary, then escaped by text_log_escape: whatever bytes the arguments
+ * hold (peer input, DB text), the queued line is valid UTF-8 with no control
+ * character, so it can neither forge a line nor fail to decode. */
 void sb_log(struct event_queue *q, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
