@@ -20,6 +20,7 @@ struct db_reader {
     int has_anomalies_table;  /* V4's skill_anomalies exists */
     int has_cache_table;      /* V4's skill_metrics_cache exists */
     int64_t last_id;          /* newest skill_invocation.id ingested */
+    int64_t long_names;       /* reads of a row skipped for a skill_name over SKILL_NAME_MAX bytes */
     int must_reload;          /* the file went away or failed oddly: re-read it from scratch */
 };
 
@@ -42,6 +43,10 @@ void dbr_interrupt(struct db_reader *r);
 int dbr_prepare(struct db_reader *r, int has_engine, int *fresh, char *err, size_t errlen);
 
 /*
+ * Rows whose skill_name is longer than SKILL_NAME_MAX bytes are skipped by every read below
+ * (invocations and anomaly rows alike) and counted in r->long_names (a row read again, after
+ * a reload or on every tick for anomaly rows, counts again).
+ *
  * The startup read: all-time totals per skill (one aggregate scan) and every
  * invocation of the last ~2 days as window events.  *unparseable counts rows
  * whose invoked_at is not a time.  Returns 0 or -1 (err set).

@@ -251,6 +251,12 @@ static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, si
                "they count in the totals but not in the 1 h / 24 h windows",
                (long long)unparseable, r->path);
     }
+    if (r->long_names && !t->warned_long_name) {
+        t->warned_long_name = 1;
+        sb_log(t->events, SB_WARNING,
+               "%s holds skill names longer than %d bytes: their rows are skipped", r->path,
+               SKILL_NAME_MAX);
+    }
     if ((!r->has_anomalies_table || !r->has_cache_table) && !t->warned_no_v4) {
         t->warned_no_v4 = 1;
         sb_log(t->events, SB_WARNING,

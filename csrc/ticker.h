@@ -72,6 +72,7 @@ struct ticker {
     int in_outage;
     int warned_no_v4;
     int warned_bad_time;
+    int warned_long_name;         /* one warning per run about skill names over SKILL_NAME_MAX */
     int write_pending;            /* the last anomaly write failed: try again even if unchanged */
     int write_failing;            /* one warning per streak of failed writes */
     pthread_t thread;

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
+import sqlite3
+import urllib.request
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from session_buddy.realtime.auth import generate_token
 
-from wsutil import CONNECT_KWARGS, client_url, open_client, wait_until
+from protocol_checks import assert_error
+from skills_seed import SEED, insert_invocation_raw, iso_ms, utc_now
+from wsutil import client_url, open_client, recv_type, request, wait_until
 
 LOGGER = "session_buddy.realtime"
 SECRET = "untrusted-text-secret"
+SEED_SKILLS = {inv.skill for inv in SEED}
 
 
 def server_records(caplog: pytest.LogCaptureFixture, since: int = 0) -> list[logging.LogRecord]:
@@ -49,6 +56,16 @@ async def handshake_status(server: Any, extra_headers: bytes) -> int:
         return int(head.split()[1])
     finally:
         writer.close()
+
+
+async def http_body(server: Any, path: str) -> bytes:
+    url = f"http://127.0.0.1:{server.port}{path}"
+
+    def fetch() -> bytes:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read()
+
+    return await asyncio.get_running_loop().run_in_executor(None, fetch)
 
 
 # ---- defect 1: text that is not UTF-8, or cut in the middle of a character --------------------
@@ -123,3 +140,65 @@ async def test_user_ids_reach_clients_as_valid_text_and_logs_escaped(server_fact
     finally:
         await asyncio.gather(*(ws.close() for ws in opened))
     assert_no_decode_errors(caplog)
+
+
+# ---- defect 10: skill names longer than 1 KiB ---------------------------------------------------
+
+
+@pytest.mark.parametrize("request_type", ["subscribe", "get_metrics"])
+async def test_a_skill_name_over_1_kib_in_a_request_is_invalid(client, request_type: str) -> None:
+    for name in ("x" * 22_000, "é" * 513):  # 22,000 bytes; 1,026 bytes in 513 characters
+        reply = await request(client, {"type": request_type, "skill_name": name})
+        assert_error(reply, "invalid_request", request_type)
+        assert "1024 bytes" in reply["message"]
+    # The client is still served, and a name of exactly 1 KiB is a name like any other.
+    assert (await request(client, {"type": "ping"}))["type"] == "pong"
+    reply = await request(client, {"type": request_type, "skill_name": "y" * 1024})
+    assert reply["type"] in ("subscription_confirmed", "metrics_response", "error"), reply
+    assert reply.get("code") != "invalid_request", reply
+
+
+async def test_a_long_skill_name_in_the_db_is_skipped_with_one_warning(
+    seeded_db, server_factory, client_factory, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    huge = "h" * 1_000_000
+    for name in (huge, "k" * 1025):
+        insert_invocation_raw(seeded_db.path, name, iso_ms(utc_now()))
+    server = await server_factory()
+    ws = await client_factory(server)
+    for _ in range(3):  # several ticks, each of which reads the names again
+        await server.broadcast_metrics()
+    update = await recv_type(ws, "metrics_update")
+    names = {s["skill_name"] for s in update["data"]["top_skills"]}
+    assert names and not any(len(n) > 1024 for n in names)
+    assert len(json.dumps(update)) < 64 * 1024
+    reply = await request(ws, {"type": "get_metrics", "skill_name": "k" * 1024})
+    assert reply["type"] == "error"  # no such skill: the 1,025-byte one was not cut to 1,024
+    warnings = [r for r in server_records(caplog) if "longer than 1024 bytes" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage()[:200] for r in warnings]
+
+
+# ---- defect 11: skill names that are not valid label values -------------------------------------
+
+
+async def test_metrics_label_values_always_parse(seeded_db, server_factory) -> None:
+    con = sqlite3.connect(seeded_db.path)
+    with con:
+        for raw in (b"bad\xff\xfename", b"nul\x00name", b"cut\xc3", b'q"b\\n\nx'):
+            con.execute("INSERT INTO skill_invocation (skill_name, invoked_at, session_id, completed,"
+                        " duration_seconds, created_at) VALUES (CAST(? AS TEXT), ?, 's', 1, 1.0, ?)",
+                        (raw, iso_ms(utc_now()), iso_ms(utc_now())))
+    con.close()
+    server = await server_factory()
+    await server.broadcast_metrics()
+    body = await http_body(server, "/metrics")
+    text = body.decode("utf-8")  # strict: a scraper refuses a page that is not UTF-8
+    labels = set()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "session_buddy_skill_invocations_total":
+                labels.add(s.labels["skill"])
+    expected = {"bad\ufffd\ufffdname", "nul\ufffdname", "cut\ufffd", 'q"b\\n\nx'}
+    assert expected <= labels, labels
+    assert set(SEED_SKILLS) <= labels
