@@ -465,6 +465,27 @@ int dbr_resolve_anomaly(struct db_reader *r, int64_t row_id, int64_t now_ms)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int dbr_resolve_open_anomaly(struct db_reader *r, const char *skill, size_t len,
+                             enum anomaly_type type, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    char when[32];
+    iso_format_ms(now_ms, when);
+    if (sqlite3_prepare_v2(r->db,
+                           "UPDATE skill_anomalies SET resolved_at = ?1 WHERE skill_name = ?2"
+                           " AND anomaly_type = ?3 AND resolved_at IS NULL"
+                           " AND julianday(detected_at) >= ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, when, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, skill, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, anomaly_type_name(type), -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, to_julian(now_ms - 3600LL * 1000));
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int dbr_update_cache(struct db_reader *r, const char *skill, size_t len, int anomalous, double score)
 {
     sqlite3_stmt *st = NULL;

@@ -75,6 +75,12 @@ int64_t dbr_open_anomaly(struct db_reader *r, const struct anomaly *a, int64_t n
 /* Set resolved_at on a row.  Returns 0 or -1. */
 int dbr_resolve_anomaly(struct db_reader *r, int64_t row_id, int64_t now_ms);
 
+/* Set resolved_at on every unresolved row of the last hour for (skill, type): the rows that
+ * dbr_open_anomaly would adopt.  For an anomaly whose row id is not known in this file.
+ * Returns 0 or -1. */
+int dbr_resolve_open_anomaly(struct db_reader *r, const char *skill, size_t len,
+                             enum anomaly_type type, int64_t now_ms);
+
 /* skill_metrics_cache.is_anomalous / anomaly_score of one skill.  Returns 0 or -1. */
 int dbr_update_cache(struct db_reader *r, const char *skill, size_t len, int anomalous, double score);
 

@@ -16,7 +16,8 @@ struct active_anomaly {
     char *skill;          /* owned */
     size_t skill_len;
     enum anomaly_type type;
-    int64_t row_id;       /* 0 when not recorded (recording off, or no V4 table) */
+    int64_t row_id;       /* 0 when not known: not recorded (recording off, or no V4 table),
+                           * or carried over a reload of the DB */
     int64_t detected_ms;
     double deviation_score;
 };
