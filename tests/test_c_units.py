@@ -23,6 +23,7 @@ PROGRAMS: dict[str, list[str]] = {
     "test_jwt": ["jwt.c", "json_object.c", "json_writer.c", "text_sanitize.c"],
     "test_json_writer": ["json_writer.c", "text_sanitize.c"],
     "test_timeutil": ["timeutil.c"],
+    "test_text_sanitize": ["text_sanitize.c", "log.c", "event_queue.c"],
     "test_analytics": ["analytics.c", "snapshot.c", "json_writer.c", "timeutil.c", "text_sanitize.c"],
 }
 
