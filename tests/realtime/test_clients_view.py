@@ -27,6 +27,10 @@ SCRIPT = textwrap.dedent(
         clients = [await connect(url, proxy=None) for _ in range(N_CLIENTS)]
         for ws in clients:
             await ws.recv()                      # "connected": admitted
+        for ws in clients[:10]:                  # rows that carry a skill name too
+            await ws.send('{"type":"subscribe","skill_name":"pytest-run"}')
+            while '"subscription_confirmed"' not in await ws.recv():
+                pass
         reads = []
 
         # CPython reuses up to 2,000 freed tuples per size without counting them as allocations,
@@ -61,6 +65,7 @@ SCRIPT = textwrap.dedent(
                 gc.callbacks.remove(on_gc)
             del hold
             assert len(seen) == N_CLIENTS, len(seen)
+            assert sum(c.subscription_skill == "pytest-run" for c in seen) == 10
         gc.collect()
         seen_by_monitors = [len(x) for x in reads[::2]]
         assert seen_by_monitors and set(seen_by_monitors) == {N_CLIENTS}, seen_by_monitors[:10]
