@@ -14,7 +14,7 @@ INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
 
-.PHONY: setup system-packages fuzz-packages run test asan bench bench-fanout fuzz fuzz-message fuzz-jwt clean
+.PHONY: setup system-packages fuzz-packages run test asan bench bench-fanout fuzz fuzz-message fuzz-jwt fuzz-events clean
 
 setup: system-packages $(EXTENSION)
 
@@ -73,16 +73,19 @@ asan: setup
 	$(PY) setup.py -q build_ext --inplace --force; \
 	$(PY) tests/sanitizers/asan_report.py $(ASAN_LOGS) && exit $$status
 
-## libFuzzer targets (clang, ASan + UBSan): `make fuzz-message`, `make fuzz-jwt`, or `make fuzz`
-## for both.  Each runs FUZZ_SECONDS (default 60) from the seed corpus in tests/fuzz/corpus/;
-## new inputs go to build/fuzz/, crashes to build/fuzz/crash-*.
+## libFuzzer targets (clang, ASan + UBSan): `make fuzz-message`, `make fuzz-jwt`, `make fuzz-events`
+## (the text that crosses from C into Python), or `make fuzz` for all three.  Each runs
+## FUZZ_SECONDS (default 60) from the seed corpus in tests/fuzz/corpus/; new inputs go to
+## build/fuzz/, crashes to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Icsrc
-FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/client_msg.c \
+FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/client_msg.c csrc/text_sanitize.c \
                 csrc/json_object.c csrc/json_writer.c csrc/snapshot.c csrc/prom_metrics.c csrc/timeutil.c
-FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c
+FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c csrc/text_sanitize.c
+FUZZ_events  := tests/fuzz/fuzz_events.c csrc/log.c csrc/event_queue.c csrc/text_sanitize.c csrc/jwt.c \
+                csrc/json_object.c csrc/json_writer.c
 
 fuzz-packages:
 	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="clang libclang-rt-14-dev"
@@ -101,7 +104,10 @@ fuzz-message: $(FUZZ_DIR)/fuzz_message
 fuzz-jwt: $(FUZZ_DIR)/fuzz_jwt
 	$(call run_fuzzer,jwt)
 
-fuzz: fuzz-message fuzz-jwt
+fuzz-events: $(FUZZ_DIR)/fuzz_events
+	$(call run_fuzzer,events)
+
+fuzz: fuzz-message fuzz-jwt fuzz-events
 
 clean:
 	rm -rf build session_buddy/realtime/_core*.so *.egg-info $(INSTALLED) $(EXTENSION)

@@ -5,9 +5,12 @@
 #include <string.h>
 
 #include "json_object.h"
+#include "snapshot.h"
 
 /* request_type keeps at most this many bytes of "type" (see client_msg.h). */
 #define REQUEST_TYPE_MAX 63
+
+_Static_assert(SKILL_NAME_MAX == 1024, "the invalid_request message below quotes the limit");
 
 /* The top-level keys this protocol reads. */
 enum field { F_NONE = -1, F_TYPE, F_SKILL, F_SKILL_NAME, F_TOKEN, F_COUNT };
@@ -118,6 +121,10 @@ static int interpret(struct jo_value *ps, struct client_msg *out, char *err, siz
         if (v->len == 0 || memchr(v->s, '\0', v->len)) {
             jo_set_err(err, errlen, "a skill name must be non-empty and hold no NUL character",
                     NULL);
+            return CM_INVALID_REQUEST;
+        }
+        if (v->len > SKILL_NAME_MAX) {
+            jo_set_err(err, errlen, "a skill name must be at most 1024 bytes", NULL);
             return CM_INVALID_REQUEST;
         }
         out->type = type;

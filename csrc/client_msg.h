@@ -57,8 +57,8 @@ struct client_msg {
  *   type -> CM_INVALID_REQUEST.
  * - get_metrics: skill / skill_name must be a string -> else CM_INVALID_REQUEST.
  * - auth: token must be a string -> else CM_INVALID_REQUEST.
- * - a skill name containing a NUL byte, or an empty skill name ->
- *   CM_INVALID_REQUEST.
+ * - a skill name containing a NUL byte, an empty skill name, or one longer
+ *   than SKILL_NAME_MAX (1024) bytes -> CM_INVALID_REQUEST.
  * - unsubscribe / ping: other fields are ignored.
  * - auth: a token containing a NUL byte -> CM_INVALID_REQUEST (token has no
  *   length field, so a NUL would silently shorten it).

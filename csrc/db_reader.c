@@ -196,9 +196,21 @@ int dbr_prepare(struct db_reader *r, int has_engine, int *fresh, char *err, size
     return 0;
 }
 
-/* Add one row (id, skill_name, invoked_at, completed, duration_seconds) to the engine. */
-static int add_row(struct analytics *eng, sqlite3_stmt *st, int64_t *unparseable)
+/* 0 when the name is short enough to serve; else 1, and the row is counted as skipped. */
+static int name_too_long(struct db_reader *r, sqlite3_stmt *st, int col)
 {
+    if ((size_t)sqlite3_column_bytes(st, col) <= SKILL_NAME_MAX)
+        return 0;
+    r->long_names++;
+    return 1;
+}
+
+/* Add one row (id, skill_name, invoked_at, completed, duration_seconds) to the engine. */
+static int add_row(struct db_reader *r, struct analytics *eng, sqlite3_stmt *st,
+                   int64_t *unparseable)
+{
+    if (name_too_long(r, st, 1))
+        return 0;
     const char *name = (const char *)sqlite3_column_text(st, 1);
     size_t name_len = (size_t)sqlite3_column_bytes(st, 1);
     const char *when = (const char *)sqlite3_column_text(st, 2);
@@ -237,6 +249,8 @@ int dbr_load_all(struct db_reader *r, struct analytics *eng, int64_t now_ms, int
     }
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
+        if (name_too_long(r, st, 0))
+            continue;
         const char *name = (const char *)sqlite3_column_text(st, 0);
         int64_t last = sqlite3_column_type(st, 5) == SQLITE_NULL
                            ? -1 : from_julian(sqlite3_column_double(st, 5));
@@ -258,7 +272,7 @@ int dbr_load_all(struct db_reader *r, struct analytics *eng, int64_t now_ms, int
         sqlite3_bind_text(st, 2, bound, -1, SQLITE_TRANSIENT);
     }
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        rc = add_row(eng, st, unparseable) < 0 ? SQLITE_NOMEM : SQLITE_OK;
+        rc = add_row(r, eng, st, unparseable) < 0 ? SQLITE_NOMEM : SQLITE_OK;
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         goto error;
@@ -282,7 +296,7 @@ int dbr_ingest(struct db_reader *r, struct analytics *eng, int64_t *unparseable,
         sqlite3_bind_int(st, 2, INGEST_BATCH);
     }
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = add_row(eng, st, unparseable) < 0 ? SQLITE_NOMEM : SQLITE_OK;
+        rc = add_row(r, eng, st, unparseable) < 0 ? SQLITE_NOMEM : SQLITE_OK;
         last = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
@@ -328,6 +342,8 @@ int dbr_read_open_anomalies(struct db_reader *r, int64_t now_ms, struct anomaly 
         rc = SQLITE_OK;
         if (parse_anomaly_type(sqlite3_column_text(st, 1), &type) < 0)
             continue; /* a type this protocol cannot express */
+        if (name_too_long(r, st, 0))
+            continue;
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             struct anomaly *grown = realloc(list, ncap * sizeof(*grown));
@@ -444,6 +460,27 @@ int dbr_resolve_anomaly(struct db_reader *r, int64_t row_id, int64_t now_ms)
         return -1;
     sqlite3_bind_text(st, 1, when, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, row_id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int dbr_resolve_open_anomaly(struct db_reader *r, const char *skill, size_t len,
+                             enum anomaly_type type, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    char when[32];
+    iso_format_ms(now_ms, when);
+    if (sqlite3_prepare_v2(r->db,
+                           "UPDATE skill_anomalies SET resolved_at = ?1 WHERE skill_name = ?2"
+                           " AND anomaly_type = ?3 AND resolved_at IS NULL"
+                           " AND julianday(detected_at) >= ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, when, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, skill, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, anomaly_type_name(type), -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, to_julian(now_ms - 3600LL * 1000));
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;

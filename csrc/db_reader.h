@@ -20,6 +20,7 @@ struct db_reader {
     int has_anomalies_table;  /* V4's skill_anomalies exists */
     int has_cache_table;      /* V4's skill_metrics_cache exists */
     int64_t last_id;          /* newest skill_invocation.id ingested */
+    int64_t long_names;       /* reads of a row skipped for a skill_name over SKILL_NAME_MAX bytes */
     int must_reload;          /* the file went away or failed oddly: re-read it from scratch */
 };
 
@@ -42,6 +43,10 @@ void dbr_interrupt(struct db_reader *r);
 int dbr_prepare(struct db_reader *r, int has_engine, int *fresh, char *err, size_t errlen);
 
 /*
+ * Rows whose skill_name is longer than SKILL_NAME_MAX bytes are skipped by every read below
+ * (invocations and anomaly rows alike) and counted in r->long_names (a row read again, after
+ * a reload or on every tick for anomaly rows, counts again).
+ *
  * The startup read: all-time totals per skill (one aggregate scan) and every
  * invocation of the last ~2 days as window events.  *unparseable counts rows
  * whose invoked_at is not a time.  Returns 0 or -1 (err set).
@@ -69,6 +74,12 @@ int64_t dbr_open_anomaly(struct db_reader *r, const struct anomaly *a, int64_t n
 
 /* Set resolved_at on a row.  Returns 0 or -1. */
 int dbr_resolve_anomaly(struct db_reader *r, int64_t row_id, int64_t now_ms);
+
+/* Set resolved_at on every unresolved row of the last hour for (skill, type): the rows that
+ * dbr_open_anomaly would adopt.  For an anomaly whose row id is not known in this file.
+ * Returns 0 or -1. */
+int dbr_resolve_open_anomaly(struct db_reader *r, const char *skill, size_t len,
+                             enum anomaly_type type, int64_t now_ms);
 
 /* skill_metrics_cache.is_anomalous / anomaly_score of one skill.  Returns 0 or -1. */
 int dbr_update_cache(struct db_reader *r, const char *skill, size_t len, int anomalous, double score);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "prom_metrics.h"
+#include "text_sanitize.h"
 #include "timeutil.h"
 
 static void write_healthz(const struct http_context *ctx, struct http_response *res, jbuf *b)
@@ -72,19 +73,28 @@ static void labelled(jbuf *b, const char *name, const char *label, const char *v
     jb_lit(b, line);
 }
 
-/* A label value with \\, " and newline escaped, as the text format requires. */
+/* A label value as the text format requires: UTF-8 with backslash, quote and newline escaped.
+ * A DB name may hold anything: each byte of invalid UTF-8 becomes U+FFFD, as in the JSON
+ * messages, and so does NUL, so that one bad name can never make a scraper reject the page. */
 static void label_value(jbuf *b, const char *s, size_t n)
 {
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *esc = s[i] == '\\' ? "\\\\" : s[i] == '"' ? "\\\"" : s[i] == '\n' ? "\\n" : NULL;
+    size_t run = 0; /* s[i - run, i) is clean text not yet copied */
+    for (size_t i = 0; i < n;) {
+        size_t len = s[i] ? utf8_char_len(s + i, n - i) : 0;
+        const char *esc = !len           ? "\xEF\xBF\xBD"
+                          : s[i] == '\\' ? "\\\\"
+                          : s[i] == '"'  ? "\\\""
+                          : s[i] == '\n' ? "\\n"
+                                         : NULL;
         if (!esc) {
-            run++;
+            run += len;
+            i += len;
             continue;
         }
         jb_raw(b, s + i - run, run);
         run = 0;
         jb_lit(b, esc);
+        i++;
     }
     jb_raw(b, s + n - run, run);
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_sanitize.h"
+
 /* Make room for n more bytes of text plus the NUL.  Every size is checked for
  * overflow first: a huge n must fail the buffer, not wrap into a small realloc. */
 static int reserve(jbuf *b, size_t n)
@@ -80,45 +82,10 @@ void jb_lit(jbuf *b, const char *s)
     jb_raw(b, s, strlen(s));
 }
 
-/* Length of the well-formed UTF-8 sequence at s[0..n) (s[0] >= 0x80), or 0
- * when it is not one.  Follows RFC 3629: C0/C1 and F5..FF never start a
- * sequence, and overlongs, surrogates and code points over U+10FFFF are
- * rejected after decoding. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned long cp;
-
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        len = 2;
-        cp = s[0] & 0x1Fu;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        len = 3;
-        cp = s[0] & 0x0Fu;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        len = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-        return 0;
-    return len;
-}
-
 int utf8_valid(const char *str, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
     for (size_t i = 0; i < n;) {
-        size_t seq = s[i] < 0x80 ? 1 : utf8_sequence(s + i, n - i);
+        size_t seq = utf8_char_len(str + i, n - i);
         if (!seq)
             return 0;
         i += seq;
@@ -141,7 +108,7 @@ void jb_str(jbuf *b, const char *str, size_t n)
             continue;
         }
         if (c >= 0x80) {
-            size_t seq = utf8_sequence(s + i, n - i);
+            size_t seq = utf8_char_len(str + i, n - i);
             if (seq) {
                 i += seq;
                 continue;

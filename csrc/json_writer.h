@@ -58,7 +58,7 @@ void jb_double(jbuf *b, double v);
 void jb_bool(jbuf *b, int v);
 void jb_null(jbuf *b);
 
-/* 1 when s[0..n) is well-formed UTF-8 by the same rules jb_str applies (RFC 3629: no
+/* 1 when s[0..n) is well-formed UTF-8 by the same rules jb_str applies (utf8_char_len: no
  * overlongs, surrogates or code points over U+10FFFF), else 0. */
 int utf8_valid(const char *s, size_t n);
 

@@ -11,6 +11,7 @@
 
 #include "json_object.h"
 #include "json_writer.h"
+#include "text_sanitize.h"
 
 #define SHA256_LEN 32
 
@@ -119,7 +120,9 @@ static int identity_claim(const struct jo_value *v, char *out, size_t outlen)
     if (v->kind == JO_STRING) {
         if (memchr(v->s, '\0', v->len))
             return -1;
-        snprintf(out, outlen, "%s", v->s);
+        /* Cut on a character boundary, and a lone surrogate (an escape in the JSON) replaced:
+         * the user id reaches Python and the logs, which need valid UTF-8. */
+        text_utf8_copy(out, outlen, v->s, v->len);
         return 1;
     }
     if (v->kind == JO_NUMBER && isfinite(v->number) && fabs(v->number) < 1e15) {

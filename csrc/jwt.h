@@ -9,7 +9,8 @@
 #define JWT_MAX_TOKEN 8192
 /* exp / nbf tolerate this much clock skew (SPEC section 4). */
 #define JWT_LEEWAY_S 30
-/* user_id (or sub) is kept up to this many bytes. */
+/* user_id (or sub) is kept up to this many bytes, cut on a character boundary; invalid
+ * UTF-8 in it (a lone surrogate escaped in the JSON) becomes U+FFFD. */
 #define JWT_MAX_USER_ID 127
 
 enum jwt_status {

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_sanitize.h"
+
 /* lws's log callback is installed once per process; where a line goes is the logging
  * thread's own business (see sb_log_route_lws). */
 static pthread_once_t lws_emit_installed = PTHREAD_ONCE_INIT;
@@ -18,14 +20,22 @@ static __thread void *accept_hook_arg;
 
 void sb_log_topic(struct event_queue *q, enum sb_log_topic topic, int level, const char *fmt, ...)
 {
-    char line[1024];
+    char raw[SB_LOG_LINE_MAX], line[SB_LOG_LINE_MAX];
     va_list ap;
 
     if (level < q->min_level)
         return;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int n = vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+    /* The arguments are peer and DB text: a cut must not leave half a character, and no byte of
+     * theirs may forge a line or reach Python as text it cannot decode. */
+    if ((size_t)n >= sizeof(raw))
+        len = utf8_whole_prefix(raw, len);
+    text_log_escape(line, sizeof(line), raw, len);
     evq_post(q, EV_LOG, level, (uint64_t)topic, line);
 }
 

@@ -12,7 +12,13 @@ enum { SB_DEBUG = 10, SB_INFO = 20, SB_WARNING = 30, SB_ERROR = 40 };
  * "auth" loggers). */
 enum sb_log_topic { SB_TOPIC_SERVER = 0, SB_TOPIC_AUTH = 1 };
 
-/* Format a line (truncated at 1 KiB) and queue it for the Python logger of its topic. */
+/* Log lines are cut to this many bytes (NUL included), before and after escaping. */
+#define SB_LOG_LINE_MAX 1024
+
+/* Format a line and queue it for the Python logger of its topic.  The formatted text is cut
+ * on a character boundary at SB_LOG_LINE_MAX, then escaped by text_log_escape: whatever bytes
+ * the arguments hold (peer input, DB text), the queued line is valid UTF-8 with no control
+ * character, so it can neither forge a line nor fail to decode. */
 void sb_log_topic(struct event_queue *q, enum sb_log_topic topic, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define sb_log(q, level, ...) sb_log_topic((q), SB_TOPIC_SERVER, (level), __VA_ARGS__)

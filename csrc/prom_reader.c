@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "snapshot.h"
 #include "timeutil.h"
 
 /* Text bound for the sessions read at startup: an hour, plus the largest UTC offset, plus the
@@ -68,7 +69,7 @@ static int prepare(sqlite3 *db, const char *fmt, const char *a, const char *b, s
 
 static int skill_ok(sqlite3_stmt *st, int col)
 {
-    return sqlite3_column_text(st, col) && sqlite3_column_bytes(st, col) <= PROM_MAX_SKILL_BYTES;
+    return sqlite3_column_text(st, col) && sqlite3_column_bytes(st, col) <= SKILL_NAME_MAX;
 }
 
 /* Note the session of a row (columns session, invoked_at).  Returns 0 or -1 (out of memory). */

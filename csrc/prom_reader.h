@@ -8,9 +8,6 @@
 
 #include "prom_metrics.h"
 
-/* Skill names longer than this are skipped, as the engine skips them everywhere. */
-#define PROM_MAX_SKILL_BYTES 1024
-
 /*
  * The startup read, once per (re)load of the DB: every row with id <= max_id
  * counted into the engine (one scan of the log, no sort: cheaper than a GROUP

@@ -5,6 +5,7 @@
 #include "module.h"
 #include <structmember.h>
 
+#include "client_list.h"
 #include "dispatch.h"
 #include "server_core.h"
 #include "timeutil.h"
@@ -363,6 +364,13 @@ static PyObject *not_running(void)
     return NULL;
 }
 
+/* Text from the C side as str.  sb_log already queues valid UTF-8; decoding with "replace"
+ * anyway means that no event can fail to convert and take the rest of its batch with it. */
+static PyObject *text_to_str(const char *s, size_t len)
+{
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "replace");
+}
+
 /* Every queued event as (kind, level, value, text) tuples. */
 static PyObject *take_events(struct server_core *core)
 {
@@ -374,8 +382,11 @@ static PyObject *take_events(struct server_core *core)
     while (e) {
         struct event *next = e->next;
         if (list) {
-            PyObject *item = Py_BuildValue("(iiKs)", (int)e->kind, e->level,
-                                           (unsigned long long)e->value, e->text);
+            PyObject *text = text_to_str(e->text, strlen(e->text));
+            PyObject *item = text ? Py_BuildValue("(iiKO)", (int)e->kind, e->level,
+                                                  (unsigned long long)e->value, text)
+                                  : NULL;
+            Py_XDECREF(text);
             if (!item || PyList_Append(list, item) < 0)
                 Py_CLEAR(list);
             Py_XDECREF(item);
@@ -594,32 +605,37 @@ static PyObject *server_connected_message(ServerObject *self, PyObject *args)
     return text_from_jbuf(&b);
 }
 
-/* Network clients as (id, remote_address, subscribed, subscription_skill, user_id) tuples. */
+/* Network clients as (id, remote_address, subscribed, subscription_skill, user_id) tuples.
+ * The service lock is held only while the rows are copied in C: building Python objects
+ * may run a garbage collection, and Python code run by it may read `clients` again. */
 static PyObject *server_network_clients(ServerObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *list = PyList_New(0);
-    if (!list || !self->core)
-        return list;
-    struct service *svc = &self->core->service;
-    pthread_mutex_lock(&svc->lock);
-    for (const struct session *s = svc->sessions; s && list; s = session_next(s)) {
-        if (!session_admitted(s))
-            continue;
-        const char *skill = NULL;
-        size_t skill_len = 0;
-        int subscribed = session_subscription(s, &skill, &skill_len);
-        PyObject *name = skill ? PyUnicode_DecodeUTF8(skill, (Py_ssize_t)skill_len, "replace")
-                               : Py_NewRef(Py_None);
-        PyObject *item = name ? Py_BuildValue("(KsiOs)", (unsigned long long)session_id(s),
-                                              session_peer(s), subscribed, name,
-                                              session_user_id(s))
-                              : NULL;
-        Py_XDECREF(name);
-        if (!item || PyList_Append(list, item) < 0)
+    struct client_row *rows = NULL;
+    size_t n = 0;
+
+    if (!self->core)
+        return PyList_New(0);
+    if (client_rows_take(&self->core->service, &rows, &n) < 0)
+        return PyErr_NoMemory();
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; i < n && list; i++) {
+        const struct client_row *r = &rows[i];
+        PyObject *peer = text_to_str(r->peer, strlen(r->peer));
+        PyObject *user = text_to_str(r->user_id, strlen(r->user_id));
+        PyObject *skill = r->skill ? text_to_str(r->skill, strlen(r->skill)) : Py_NewRef(Py_None);
+        PyObject *item = peer && user && skill
+                             ? Py_BuildValue("(KOiOO)", (unsigned long long)r->id, peer,
+                                             r->subscribed, skill, user)
+                             : NULL;
+        Py_XDECREF(peer);
+        Py_XDECREF(user);
+        Py_XDECREF(skill);
+        if (!item)
             Py_CLEAR(list);
-        Py_XDECREF(item);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
     }
-    pthread_mutex_unlock(&svc->lock);
+    client_rows_free(rows, n);
     return list;
 }
 

@@ -9,6 +9,11 @@
 
 struct prom_view;
 
+/* A skill name is at most this many bytes (SPEC section 4): a longer one in a request gets
+ * invalid_request, and rows that carry one in the DB are skipped, so that no name can swell
+ * every update or reply. */
+#define SKILL_NAME_MAX 1024
+
 /* Per-skill figures; field names follow SPEC section 2. */
 struct skill_stats {
     char *name;                     /* owned */

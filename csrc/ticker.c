@@ -47,6 +47,18 @@ static void clear_active(struct ticker *t)
     t->n_active = 0;
 }
 
+/*
+ * After a reload (the log shrank, or the file was replaced) the engine starts again, but the
+ * anomalies it reported stay in the DB, unresolved, until someone resolves them.  They are kept
+ * as active, so that the next reconcile resolves those that no longer hold; their row ids may
+ * name other rows in a new file, so each is found again by (skill, type).
+ */
+static void forget_row_ids(struct ticker *t)
+{
+    for (size_t i = 0; i < t->n_active; i++)
+        t->active[i].row_id = 0;
+}
+
 static struct active_anomaly *find_active(struct ticker *t, const struct anomaly *a)
 {
     for (size_t i = 0; i < t->n_active; i++) {
@@ -139,9 +151,12 @@ static int reconcile_anomalies(struct ticker *t, struct anomaly *detected, size_
     }
     for (i = 0; writing && ok && i < t->n_active; i++) {
         struct active_anomaly *old = &t->active[i];
-        if (!detected_contains(detected, n_detected, old->skill, old->skill_len, old->type) &&
-            old->row_id > 0)
+        if (detected_contains(detected, n_detected, old->skill, old->skill_len, old->type))
+            continue;
+        if (old->row_id > 0)
             ok = dbr_resolve_anomaly(r, old->row_id, now) == 0;
+        else /* its row is not known in this file (forget_row_ids): find it by (skill, type) */
+            ok = dbr_resolve_open_anomaly(r, old->skill, old->skill_len, old->type, now) == 0;
     }
     /* The cache follows every skill that is or was anomalous. */
     for (i = 0; writing && ok && i < n_detected; i++)
@@ -254,7 +269,7 @@ static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, si
         t->engine = engine;
         prom_free(t->prom);
         t->prom = prom;
-        clear_active(t);
+        forget_row_ids(t);
     } else if (dbr_ingest(r, t->engine, &unparseable, err, errlen) < 0 ||
                prom_ingest(t->prom, r->db, r->last_id, err, errlen) < 0) {
         return NULL;
@@ -265,6 +280,12 @@ static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, si
                "%lld invocation(s) in %s have an invoked_at that is not an ISO 8601 time: "
                "they count in the totals but not in the 1 h / 24 h windows",
                (long long)unparseable, r->path);
+    }
+    if (r->long_names && !t->warned_long_name) {
+        t->warned_long_name = 1;
+        sb_log(t->events, SB_WARNING,
+               "%s holds skill names longer than %d bytes: their rows are skipped", r->path,
+               SKILL_NAME_MAX);
     }
     if ((!r->has_anomalies_table || !r->has_cache_table) && !t->warned_no_v4) {
         t->warned_no_v4 = 1;

@@ -17,7 +17,8 @@ struct active_anomaly {
     char *skill;          /* owned */
     size_t skill_len;
     enum anomaly_type type;
-    int64_t row_id;       /* 0 when not recorded (recording off, or no V4 table) */
+    int64_t row_id;       /* 0 when not known: not recorded (recording off, or no V4 table),
+                           * or carried over a reload of the DB */
     int64_t detected_ms;
     double deviation_score;
 };
@@ -75,6 +76,7 @@ struct ticker {
     int in_outage;
     int warned_no_v4;
     int warned_bad_time;
+    int warned_long_name;         /* one warning per run about skill names over SKILL_NAME_MAX */
     int write_pending;            /* the last anomaly write failed: try again even if unchanged */
     int write_failing;            /* one warning per streak of failed writes */
     pthread_t thread;

@@ -20,10 +20,12 @@ TESTS_C = Path(__file__).resolve().parent / "c"
 PROGRAMS: dict[str, list[str]] = {
     "test_client_msg": ["client_msg.c", "json_object.c"],
     "test_rate_limit": ["rate_limit.c"],
-    "test_jwt": ["jwt.c", "json_object.c", "json_writer.c"],
-    "test_json_writer": ["json_writer.c"],
+    "test_jwt": ["jwt.c", "json_object.c", "json_writer.c", "text_sanitize.c"],
+    "test_json_writer": ["json_writer.c", "text_sanitize.c"],
     "test_timeutil": ["timeutil.c"],
-    "test_analytics": ["analytics.c", "snapshot.c", "prom_metrics.c", "json_writer.c", "timeutil.c"],
+    "test_text_sanitize": ["text_sanitize.c", "log.c", "event_queue.c"],
+    "test_analytics": ["analytics.c", "snapshot.c", "prom_metrics.c", "json_writer.c", "timeutil.c",
+                       "text_sanitize.c"],
     "test_prom_metrics": ["prom_metrics.c"],
     "test_handshake_policy": ["handshake_policy.c"],
 }

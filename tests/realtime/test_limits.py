@@ -229,7 +229,8 @@ async def test_a_client_closed_for_its_reply_queue_leaves_promptly(server, clien
     reader, writer = await _silent_client(server.port)
     try:
         writer.write(encode_frame(OP_TEXT, b'{"type":"unsubscribe"}'))
-        request = encode_frame(OP_TEXT, json.dumps({"type": "get_metrics", "skill_name": "n" * 60_000}).encode())
+        # The longest name allowed (1 KiB), each byte of which the reply escapes as \u0001.
+        request = encode_frame(OP_TEXT, json.dumps({"type": "get_metrics", "skill_name": "\x01" * 1024}).encode())
         deadline = time.monotonic() + 30
         while counter(await metrics_text(server), "connections_closed_total", "slow_consumer") == 0:
             assert time.monotonic() < deadline, "the reply queue never overflowed"

@@ -72,6 +72,7 @@ async def one_round(db: Path) -> None:
         await ws.send(['{"type":', '"ping"}'])
     await server.handle_client_message(inproc, '{"type":"get_metrics","skill":"ruff"}')
     await server.broadcast_metrics()
+    assert len(server.clients) == 4  # the rows of the network clients, copied and freed
     try:
         await clients[0].send("x" * 5000)  # over max_message_size: close 1009
         await clients[0].recv()
@@ -105,6 +106,7 @@ async def secured_round(db: Path) -> None:
     await by_message.send(json.dumps({"type": "auth", "token": token}))
     for ws in (by_header, by_query, by_message):
         await ws.recv()
+    assert {c.user_id for c in server.clients} == {"leak"}
     bad = await connect(server.url, additional_headers={"Authorization": "Bearer a.b.c"})
     await expect_closed(bad)
     wrong = await connect(server.url)
