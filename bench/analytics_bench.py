@@ -1,9 +1,11 @@
-"""Per-tick snapshot cost and startup load: the C analytics engine against the pure-Python server's SQL.
+"""Per-tick snapshot cost, startup load and /metrics scrape cost: the C analytics engine against the
+pure-Python server's SQL.
 
 Usage: .venv/bin/python bench/analytics_bench.py [--rows 1000000] [--skills 200] [--days 30] [--ticks 100]
 
 Both implementations run in the same process on the same DB, with 50 new rows written before
-every tick. The DB is built once and cached under bench/.data/.
+every tick. The DB is built once and cached under bench/.data/. After the ticks, /metrics is
+scraped --scrapes times (its text carries session-buddy's per-skill, per-phase series too).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlite3
 import statistics
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -119,7 +122,20 @@ def baseline(db: Path, ticks: int, skills: int) -> tuple[float, list[float]]:
     return durations[0], durations[1:]
 
 
-async def ours(db: Path, ticks: int, skills: int) -> tuple[float, list[float]]:
+async def scrape_times(url: str, scrapes: int) -> tuple[list[float], int]:
+    """Wall time of each GET /metrics (the scrape is served by the service thread) and the
+    number of lines of the last one."""
+    loop = asyncio.get_running_loop()
+    durations, lines = [], 0
+    for _ in range(scrapes):
+        started = time.perf_counter()
+        body = await loop.run_in_executor(None, lambda: urllib.request.urlopen(url, timeout=10).read())
+        durations.append(time.perf_counter() - started)
+        lines = body.count(b"\n")
+    return durations, lines
+
+
+async def ours(db: Path, ticks: int, skills: int, scrapes: int) -> tuple[float, list[float], list[float], int]:
     rng = random.Random(7)
     writer = sqlite3.connect(db)
     first = asyncio.get_running_loop().create_future()
@@ -133,9 +149,10 @@ async def ours(db: Path, ticks: int, skills: int) -> tuple[float, list[float]]:
         write_rows(writer, rng, skills)
         await server.broadcast_metrics()
     stats = server._tick_stats()
+    scrapes_s, lines = await scrape_times(f"http://127.0.0.1:{server.port}/metrics", scrapes)
     await server.stop()
     writer.close()
-    return startup, [us / 1e6 for us in stats["durations_us"][1:]]
+    return startup, [us / 1e6 for us in stats["durations_us"][1:]], scrapes_s, lines
 
 
 def pct(values: list[float], p: float) -> float:
@@ -149,10 +166,11 @@ def main() -> int:
     parser.add_argument("--skills", type=int, default=200)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--ticks", type=int, default=100)
+    parser.add_argument("--scrapes", type=int, default=50)
     args = parser.parse_args()
 
     db = build_db(args.rows, args.skills, args.days)
-    a_start, a_ticks = asyncio.run(ours(db, args.ticks, args.skills))
+    a_start, a_ticks, a_scrapes, lines = asyncio.run(ours(db, args.ticks, args.skills, args.scrapes))
     b_start, b_ticks = baseline(db, args.ticks, args.skills)
 
     print(f"{args.rows:,} invocations, {args.skills} skills over {args.days} days; "
@@ -163,6 +181,8 @@ def main() -> int:
     print(f"| (b) pure-Python server's SQL | {b_start:.2f} | {pct(b_ticks, 50) * 1e3:.1f} | {pct(b_ticks, 99) * 1e3:.1f} |")
     print(f"| ratio (b)/(a) | | {pct(b_ticks, 50) / pct(a_ticks, 50):.0f}x | {pct(b_ticks, 99) / pct(a_ticks, 99):.0f}x |")
     print(f"\nmedian ticks: (a) {statistics.median(a_ticks) * 1e3:.3f} ms, (b) {statistics.median(b_ticks) * 1e3:.1f} ms")
+    print(f"/metrics scrape ({lines:,} lines, {args.scrapes} scrapes): p50 {pct(a_scrapes, 50) * 1e3:.2f} ms, "
+          f"p99 {pct(a_scrapes, 99) * 1e3:.2f} ms")
     return 0
 
 
