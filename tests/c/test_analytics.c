@@ -4,21 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "analytics.h"
 
-static int failures;
 static const int64_t NOW = 1770724800000LL; /* 2026-02-10T12:00:00Z */
 static const int64_t MIN = 60 * 1000;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
 
 struct result {
     struct skill_stats *skills;

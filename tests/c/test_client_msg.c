@@ -3,9 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "client_msg.h"
-
-static int failures;
 
 /* One expectation.  skill/token/request_type: NULL means "must be NULL";
  * skill_len is used when skill holds NUL bytes (0 = strlen). */

@@ -1,19 +1,8 @@
 /* test_handshake_policy.c - the Origin policy, the Host check and close-frame validation. */
 #include <stdio.h>
 
+#include "check.h"
 #include "handshake_policy.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                           \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fputc('\n', stderr);                                   \
-            failures++;                                            \
-        }                                                          \
-    } while (0)
 
 static int by_default(const char *origin, const char *host, int tls)
 {

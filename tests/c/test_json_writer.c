@@ -8,20 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "json_writer.h"
-
-static int failures;
-
-/* Report a failure; only the first 100 are printed, the count is always right. */
-#define FAIL(...)                                                  \
-    do {                                                           \
-        if (failures < 100) {                                      \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fputc('\n', stderr);                                   \
-        }                                                          \
-        failures++;                                                \
-    } while (0)
 
 /* Print bytes readably in a failure message. */
 static void show(const char *label, const char *s, size_t n)

@@ -5,17 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "jwt.h"
-
-static int failures;
-
-#define FAIL(...)                                                  \
-    do {                                                           \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);            \
-        fprintf(stderr, __VA_ARGS__);                              \
-        fputc('\n', stderr);                                       \
-        failures++;                                                \
-    } while (0)
 
 static const char SECRET[] = "test-secret-0123456789";
 static const double NOW = 1800000000.0;

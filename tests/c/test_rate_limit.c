@@ -1,19 +1,8 @@
 /* test_rate_limit.c - the token bucket: burst, refill, sustained abuse, recovery. */
 #include <stdio.h>
 
+#include "check.h"
 #include "rate_limit.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                           \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fputc('\n', stderr);                                   \
-            failures++;                                            \
-        }                                                          \
-    } while (0)
 
 /* Send `count` messages `gap_ms` apart from *t; count the verdicts. */
 static void send(struct rate_limit *rl, int64_t *t, int count, int64_t gap_ms, int *allowed,

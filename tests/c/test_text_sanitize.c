@@ -4,20 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "log.h"
 #include "text_sanitize.h"
-
-static int failures;
-
-#define FAIL(...)                                                  \
-    do {                                                           \
-        if (failures < 100) {                                      \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fputc('\n', stderr);                                   \
-        }                                                          \
-        failures++;                                                \
-    } while (0)
 
 static void expect_copy(int line, const char *in, size_t len, size_t cap, const char *want)
 {

@@ -8,19 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "timeutil.h"
-
-static int failures;
-
-#define FAIL(...)                                                  \
-    do {                                                           \
-        if (failures < 100) {                                      \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fputc('\n', stderr);                                   \
-        }                                                          \
-        failures++;                                                \
-    } while (0)
 
 /* Parse s[0..n) from an exact-size heap copy without a NUL, so that ASan
  * and valgrind see any read past n. */
