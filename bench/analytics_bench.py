@@ -132,7 +132,7 @@ async def ours(db: Path, ticks: int, skills: int) -> tuple[float, list[float]]:
     for _ in range(ticks):
         write_rows(writer, rng, skills)
         await server.broadcast_metrics()
-    stats = server._tick_stats()
+    stats = server.tick_stats()
     await server.stop()
     writer.close()
     return startup, [us / 1e6 for us in stats["durations_us"][1:]]
