@@ -143,7 +143,7 @@ static PyModuleDef_Slot core_slots[] = {
     {0, NULL},
 };
 
-struct PyModuleDef sb_core_module = {
+static struct PyModuleDef sb_core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "session_buddy.realtime._core",
     .m_doc = "C core of the session-buddy real-time metrics server (libwebsockets + sqlite3).",

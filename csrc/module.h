@@ -1,4 +1,4 @@
-/* module.h - module state shared by the files that implement Python objects. */
+/* module.h - the module state that the types of _core (server_type.c, inproc_session.c) keep their types in. */
 #ifndef SB_MODULE_H
 #define SB_MODULE_H
 
@@ -9,8 +9,5 @@ typedef struct {
     PyObject *server_type;   /* ServerBase (server_type.c) */
     PyObject *session_type;  /* InProcessSession (inproc_session.c) */
 } module_state;
-
-extern struct PyModuleDef sb_core_module;
-
 
 #endif

@@ -238,8 +238,9 @@ PyObject *sb_server_update_text(ServerObject *self, PyObject *skill)
     Py_END_ALLOW_THREADS
     PyObject *text = sb_text_from_jbuf(&b);
     /* Stored only if the cache still belongs to this snapshot (another caller may have moved
-     * it on while the GIL was released). */
-    if (text && snap == self->cache_snap && PyDict_SetItem(self->cache, skill, text) < 0)
+     * it on, or a garbage collection cleared it, while the GIL was released). */
+    if (text && self->cache && snap == self->cache_snap &&
+        PyDict_SetItem(self->cache, skill, text) < 0)
         Py_CLEAR(text);
     snapshot_unref(snap);
     return text;
