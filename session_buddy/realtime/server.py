@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from session_buddy.realtime._core import ServerBase
 from session_buddy.realtime._events import EventKind, LogTopic, min_log_level, topic_logger
@@ -315,7 +316,10 @@ class RealTimeMetricsServer(ServerBase):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
     ) -> None:
         await self.stop()
 
