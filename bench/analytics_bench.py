@@ -148,7 +148,7 @@ async def ours(db: Path, ticks: int, skills: int, scrapes: int) -> tuple[float, 
     for _ in range(ticks):
         write_rows(writer, rng, skills)
         await server.broadcast_metrics()
-    stats = server._tick_stats()
+    stats = server.tick_stats()
     scrapes_s, lines = await scrape_times(f"http://127.0.0.1:{server.port}/metrics", scrapes)
     await server.stop()
     writer.close()

@@ -3,7 +3,11 @@
 
 #include <string.h>
 
+#include "event_queue.h"
+#include "inproc_session.h"
 #include "jwt.h"
+#include "log.h"
+#include "server_type.h"
 
 /* verify_jwt(token, secret, now) -> payload bytes; ValueError(reason) when the token is refused.
  * The same verifier the service thread runs on every handshake. */
@@ -76,26 +80,48 @@ static PyObject *core_verify_jwt_user(PyObject *Py_UNUSED(module), PyObject *arg
 
 static PyMethodDef core_methods[] = {
     {"verify_jwt", core_verify_jwt, METH_VARARGS,
-     "verify_jwt(token, secret, now) -> bytes\n--\n\n"
+     "verify_jwt($module, token, secret, now, /)\n--\n\n"
      "Verify an HS256 JWT at Unix time now; return its payload JSON or raise ValueError."},
     {"verify_jwt_user", core_verify_jwt_user, METH_VARARGS,
-     "verify_jwt_user(token, secret, now) -> (str, bytes)\n--\n\n"
+     "verify_jwt_user($module, token, secret, now, /)\n--\n\n"
      "Verify an HS256 JWT at Unix time now; return the user it names and its payload JSON, "
      "or raise ValueError."},
     {NULL, NULL, 0, NULL},
 };
 
+/* The C side's enums, exported so that Python reads them instead of copying them. */
+static int add_constants(PyObject *module)
+{
+    static const struct {
+        const char *name;
+        long value;
+    } constants[] = {
+        {"EV_LOG", EV_LOG},
+        {"EV_SNAPSHOT", EV_SNAPSHOT},
+        {"EV_TICK_DONE", EV_TICK_DONE},
+        {"EV_STOPPED", EV_STOPPED},
+        {"LOG_TOPIC_SERVER", SB_TOPIC_SERVER},
+        {"LOG_TOPIC_AUTH", SB_TOPIC_AUTH},
+    };
+    for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++)
+        if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0)
+            return -1;
+    return 0;
+}
+
 static int core_exec(PyObject *module)
 {
     module_state *st = PyModule_GetState(module);
-    return sb_server_type_add(module, st);
+    if (sb_server_type_add(module, st) < 0 || sb_session_type_add(module, st) < 0)
+        return -1;
+    return add_constants(module);
 }
 
 static int core_traverse(PyObject *module, visitproc visit, void *arg)
 {
     module_state *st = PyModule_GetState(module);
     Py_VISIT(st->server_type);
-    Py_VISIT(st->bridge);
+    Py_VISIT(st->session_type);
     return 0;
 }
 
@@ -103,7 +129,7 @@ static int core_clear(PyObject *module)
 {
     module_state *st = PyModule_GetState(module);
     Py_CLEAR(st->server_type);
-    Py_CLEAR(st->bridge);
+    Py_CLEAR(st->session_type);
     return 0;
 }
 
@@ -117,7 +143,7 @@ static PyModuleDef_Slot core_slots[] = {
     {0, NULL},
 };
 
-struct PyModuleDef sb_core_module = {
+static struct PyModuleDef sb_core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "session_buddy.realtime._core",
     .m_doc = "C core of the session-buddy real-time metrics server (libwebsockets + sqlite3).",
@@ -128,25 +154,6 @@ struct PyModuleDef sb_core_module = {
     .m_clear = core_clear,
     .m_free = core_free,
 };
-
-module_state *sb_state_for(PyObject *self)
-{
-    PyObject *module = PyType_GetModuleByDef(Py_TYPE(self), &sb_core_module);
-    return module ? PyModule_GetState(module) : NULL;
-}
-
-PyObject *sb_bridge(PyObject *self)
-{
-    module_state *st = sb_state_for(self);
-    if (!st)
-        return NULL;
-    if (!st->bridge) {
-        st->bridge = PyImport_ImportModule("session_buddy.realtime._bridge");
-        if (!st->bridge)
-            return NULL;
-    }
-    return Py_NewRef(st->bridge);
-}
 
 PyMODINIT_FUNC PyInit__core(void)
 {

@@ -151,3 +151,34 @@ void core_destroy(struct server_core *c)
     evq_destroy(&c->events);
     free(c);
 }
+
+int core_event_fd(const struct server_core *c)
+{
+    return c->events.fd;
+}
+
+struct event *core_take_events(struct server_core *c, size_t *dropped)
+{
+    return evq_take_all(&c->events, dropped);
+}
+
+uint64_t core_request_tick(struct server_core *c)
+{
+    return ticker_request_tick(&c->ticker);
+}
+
+struct snapshot *core_latest_snapshot(struct server_core *c)
+{
+    return ticker_latest(&c->ticker);
+}
+
+size_t core_tick_stats(struct server_core *c, uint32_t *out, size_t max, uint64_t *ticks,
+                       int64_t *first_us)
+{
+    return ticker_tick_stats(&c->ticker, out, max, ticks, first_us);
+}
+
+int core_client_rows(struct server_core *c, struct client_row **rows, size_t *n)
+{
+    return client_rows_take(&c->service, rows, n);
+}

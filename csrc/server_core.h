@@ -3,7 +3,9 @@
 #define SB_SERVER_CORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "client_list.h"
 #include "event_queue.h"
 #include "service.h"
 #include "ticker.h"
@@ -54,7 +56,8 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
 /* The port actually bound (useful with port 0). */
 int core_port(struct server_core *c);
 
-/* Ask both threads to stop: clients get close 1001, then EV_STOPPED is posted. */
+/* Ask the service thread to stop: clients get close 1001, then EV_STOPPED is posted.  The
+ * ticker keeps running until core_join (it stops first there, before the service). */
 void core_request_stop(struct server_core *c);
 
 /* Stop (if not yet asked) and join both threads; the event queue stays
@@ -64,5 +67,29 @@ void core_join(struct server_core *c);
 
 /* core_join, then free everything. */
 void core_destroy(struct server_core *c);
+
+/* The eventfd the consumer of the event queue watches (readable when events wait). */
+int core_event_fd(const struct server_core *c);
+
+/* Detach every queued event (oldest first, linked by next; the caller frees each with free()).
+ * *dropped receives the number of log lines dropped since the previous call. */
+struct event *core_take_events(struct server_core *c, size_t *dropped);
+
+/* Ask the ticker for a tick now; returns the request id EV_TICK_DONE will carry. */
+uint64_t core_request_tick(struct server_core *c);
+
+/* The latest snapshot with a reference the caller releases (snapshot_unref), or NULL before the
+ * first tick. */
+struct snapshot *core_latest_snapshot(struct server_core *c);
+
+/* Up to max of the most recent tick durations (microseconds, oldest first) into out; *ticks and
+ * *first_us receive the tick count and the startup tick's duration.  Returns how many were
+ * written. */
+size_t core_tick_stats(struct server_core *c, uint32_t *out, size_t max, uint64_t *ticks,
+                       int64_t *first_us);
+
+/* A copy of the network clients (see client_rows_take), taken under the service lock and
+ * released before returning.  Returns 0, or -1 when out of memory. */
+int core_client_rows(struct server_core *c, struct client_row **rows, size_t *n);
 
 #endif

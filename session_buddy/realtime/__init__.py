@@ -6,8 +6,7 @@
         ...
 """
 
-from session_buddy.realtime._bridge import NetworkClient
-from session_buddy.realtime._core import RealTimeMetricsServer
+from session_buddy.realtime.server import NetworkClient, RealTimeMetricsServer
 from session_buddy.realtime.websocket_server import run_server
 
 __all__ = ["NetworkClient", "RealTimeMetricsServer", "run_server"]

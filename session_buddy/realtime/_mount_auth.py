@@ -89,12 +89,12 @@ def _verify(token: str, secret: bytes, source: str) -> tuple[str, dict[str, Any]
 
 
 async def authenticate_mounted(
-    ws: Any, messages: Any, secret: bytes, dispatch: Callable[..., tuple[str | None, str, Any]]
+    ws: Any, messages: Any, secret: bytes, dispatch: Callable[[Any], tuple[str | None, str | None]]
 ) -> tuple[str, dict[str, Any], str]:
     """(user_id, claims, where the token came from) once ws has authenticated; AuthRefused says
     why it has not.  messages: ws's async iterator, which a first message is read from.
-    dispatch: the server's `_dispatch`, which answers other messages meanwhile with
-    `auth_required` as the network path does.  A closed connection raises what ws raises."""
+    dispatch: the client's `InProcessSession.dispatch_before_auth`, which returns (reply, token)
+    and answers other messages meanwhile with `auth_required` as the network path does.  A closed connection raises what ws raises."""
     token, refused = handshake_token(ws)
     if refused is not None:
         raise AuthRefused(refused)
@@ -108,9 +108,9 @@ async def authenticate_mounted(
             if remaining <= 0:
                 raise asyncio.TimeoutError
             message = await asyncio.wait_for(messages.__anext__(), remaining)
-            reply, action, value = dispatch(message, True)
-            if action == "auth":
-                return _verify(value, secret, "auth message")
+            reply, token = dispatch(message)
+            if token is not None:
+                return _verify(token, secret, "auth message")
             if reply is not None:
                 await asyncio.wait_for(ws.send(reply), max(deadline - loop.time(), 0.001))
     except asyncio.TimeoutError:

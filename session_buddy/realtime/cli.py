@@ -10,7 +10,7 @@ import ssl
 import sys
 from pathlib import Path
 
-from session_buddy.realtime._core import RealTimeMetricsServer
+from session_buddy.realtime.server import RealTimeMetricsServer
 from session_buddy.realtime._network_policy import validate_allowed_hosts
 
 __all__ = ["build_parser", "main"]

@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from session_buddy.realtime._core import RealTimeMetricsServer
+from session_buddy.realtime.server import RealTimeMetricsServer
 
 __all__ = ["RealTimeMetricsServer", "run_server"]
 

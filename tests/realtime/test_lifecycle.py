@@ -364,14 +364,14 @@ async def test_a_cancelled_start_leaves_nothing_listening(seeded_db, warm_execut
 
 
 def _blocks_allocated_in_start_core(snapshot: Any) -> int:
-    """Blocks still allocated whose innermost Python frame is _bridge.start()'s _start_core call."""
-    import session_buddy.realtime._bridge as bridge
+    """Blocks still allocated whose innermost Python frame is start()'s start_core call."""
+    import session_buddy.realtime.server as server_module
 
-    source = Path(bridge.__file__).read_text().splitlines()
-    line = next(i for i, text in enumerate(source, 1) if "server._start_core(" in text)
+    source = Path(server_module.__file__).read_text().splitlines()
+    line = next(i for i, text in enumerate(source, 1) if "self.start_core(" in text)
     return sum(
         stat.count for stat in snapshot.statistics("lineno")
-        if stat.traceback[0].filename == bridge.__file__ and stat.traceback[0].lineno == line
+        if stat.traceback[0].filename == server_module.__file__ and stat.traceback[0].lineno == line
     )
 
 
@@ -405,22 +405,56 @@ async def test_a_failed_bind_leaks_nothing(seeded_db, warm_executor) -> None:
     assert after - before < 10, f"{after - before} blocks from 60 failed binds were never freed"
 
 
-async def test_start_core_on_a_running_server_leaks_nothing(server) -> None:
-    """Refused because it already runs: the origin list it copied is freed too."""
+def _config(**changes: Any) -> Any:
+    from dataclasses import replace
+
+    from session_buddy.realtime._startup import CoreConfig
+
+    base = CoreConfig(
+        db_path="/nonexistent/skills.db", iface="127.0.0.1", disable_ipv6=True, use_poll=False, port=0,
+        interval_s=1.0, top_n=10, anomaly_threshold=2.0, record_anomalies=True, max_clients=100,
+        max_message_size=65536, max_pending=256, min_log_level=0, static_dir=None, ssl_certfile=None,
+        ssl_keyfile=None, allowed_origins=tuple(f"https://site{i}.example" for i in range(200)),
+        allowed_hosts=None, jwt_secret=None,
+    )
+    return replace(base, **changes)
+
+
+async def test_start_core_on_a_running_server_is_refused(server) -> None:
+    with pytest.raises(RuntimeError, match="already running"):
+        server.start_core(_config())
+    assert server.running is True
+    await _assert_serves(server)
+
+
+@pytest.mark.parametrize(
+    "changes, error",
+    [
+        ({"allowed_hosts": ("ok.example", 5)}, TypeError),  # after the origins were converted
+        ({"jwt_secret": "not bytes"}, TypeError),
+        ({"port": 70000}, ValueError),
+        ({"ssl_certfile": "/x.pem"}, ValueError),
+        ({"db_path": "a\0b"}, ValueError),
+    ],
+    ids=["hosts", "secret", "port", "tls-pair", "nul-path"],
+)
+def test_a_refused_core_config_leaks_nothing(tmp_path, changes, error) -> None:
+    """Every field is type-checked in C, and what the conversion held is released on refusal."""
     import tracemalloc
 
-    origins = tuple(f"https://site{i}.example" for i in range(200))
-    args = (None, True, False, 0, "/nonexistent", None, origins, None, None)
+    server = RealTimeMetricsServer(port=0, db_path=tmp_path / "x.db")
+    config = _config(**changes)
     for _ in range(3):
-        with pytest.raises(RuntimeError, match="already running"):
-            server._start_core(*args)
+        with pytest.raises(error):
+            server.start_core(config)
     tracemalloc.start(1)
     try:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(500):
-            with pytest.raises(RuntimeError, match="already running"):
-                server._start_core(*args)
+            with pytest.raises(error):
+                server.start_core(config)
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
     assert grown < 100_000, f"{grown} bytes kept over 500 refused calls"
+    assert server.running is False

@@ -129,8 +129,24 @@ async def secured_round(db: Path) -> None:
         await ws.close()
 
 
+def server_config(**changes):
+    """A CoreConfig for start_core, with some fields changed."""
+    from dataclasses import replace
+
+    from session_buddy.realtime._startup import CoreConfig
+
+    base = CoreConfig(
+        db_path="/nonexistent/skills.db", iface=None, disable_ipv6=True, use_poll=False, port=0,
+        interval_s=1.0, top_n=10, anomaly_threshold=2.0, record_anomalies=True, max_clients=100,
+        max_message_size=65536, max_pending=256, min_log_level=0, static_dir="/nonexistent",
+        ssl_certfile=None, ssl_keyfile=None, allowed_origins=None, allowed_hosts=None, jwt_secret=None,
+    )
+    return replace(base, **changes)
+
+
 async def error_paths(db: Path) -> None:
-    """start()'s refusals: a busy port (OSError from C) and _start_core on a running server."""
+    """start()'s refusals: a busy port (OSError from C), start_core on a running server, and a
+    CoreConfig refused halfway through its conversion."""
     import socket
 
     blocker = socket.socket()
@@ -146,10 +162,14 @@ async def error_paths(db: Path) -> None:
     server = RealTimeMetricsServer(port=0, db_path=db, allowed_origins=["https://a.example"])
     await server.start()
     try:
-        server._start_core(None, True, False, 0, "/nonexistent", None, ("https://b.example",), None, None)
+        server.start_core(server_config(allowed_origins=("https://b.example",)))
     except RuntimeError:
         pass
     await server.stop()
+    try:
+        server.start_core(server_config(allowed_origins=("https://b.example",), allowed_hosts=("h", 1)))
+    except TypeError:
+        pass
 
 
 async def main() -> int:
