@@ -1,7 +1,7 @@
-/* test_handshake_policy.c - the Origin policy, the Host check and close-frame validation. */
+/* test_handshake.c - the Origin policy, the Host check and close-frame validation. */
 #include <stdio.h>
 
-#include "handshake_policy.h"
+#include "handshake.h"
 
 static int failures;
 
