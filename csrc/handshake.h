@@ -34,8 +34,8 @@ int host_allowed(const char *host, char *const *names, size_t n_names);
  */
 int close_payload_valid(const unsigned char *payload, size_t len);
 
-/* Origin, Authorization and ?token= values longer than this (NUL included) are refused
- * rather than truncated. */
+/* Authorization and ?token= values of this many bytes or more are refused rather than
+ * truncated. */
 #define HANDSHAKE_MAX_TOKEN 4096
 /* An Origin header of this many bytes or more is refused. */
 #define HANDSHAKE_MAX_ORIGIN 512

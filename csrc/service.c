@@ -318,7 +318,7 @@ static void begin_shutdown(struct service *svc)
     svc->stopping = 1;
     lws_sul_cancel(&svc->keepalive);
     for (struct session *s = svc->sessions; s; s = session_next_rw(s))
-        session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
+        session_close(s, SB_CLOSE_SHUTDOWN);
     if (svc->n_connections == 0)
         svc->leave_loop = 1;
     else

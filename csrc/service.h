@@ -17,10 +17,6 @@
 struct ticker;
 struct ev_loop;
 
-/* Close codes lws 4.1.6 has no name for. */
-#define SB_CLOSE_TRY_AGAIN_LATER 1013
-#define SB_CLOSE_AUTH_FAILED 4001
-
 struct service_config {
     char *iface;              /* owned; numeric address, or NULL for all interfaces */
     int disable_ipv6;         /* needed for IPv4 addresses (lws bug #2290) */

@@ -19,7 +19,7 @@
 #include "timeutil.h"
 
 /* Replies other than metrics_update may queue up to this much per client before it is closed
- * 1008 as a slow consumer (docs/realtime/WEBSOCKET_SERVER.md, limits). */
+ * 1008 as a slow consumer (the limits table of docs/realtime/SECURITY.md). */
 #define MAX_QUEUED_REPLY_BYTES (64 * 1024)
 /* Keepalive: a ping after 20 s without a pong, a drop 20 s after an unanswered ping (the
  * service's one timer calls session_keepalive for every connection once a second). */
@@ -80,13 +80,13 @@ int session_subscription(const struct session *s, const char **skill, size_t *sk
     return 1;
 }
 
-void session_close(struct session *s, uint16_t code, const char *reason)
+void session_close(struct session *s, enum sb_close_why why)
 {
     if (s->closing)
         return;
     s->closing = 1;
-    s->close_code = code;
-    s->close_reason = reason;
+    s->close_code = sb_close_codes[why].code;
+    s->close_reason = sb_close_codes[why].reason;
     lws_callback_on_writable(s->wsi);
     /* (On stop, the service's own deadline covers every connection at once.) */
     if (!s->svc->stopping)
@@ -95,7 +95,7 @@ void session_close(struct session *s, uint16_t code, const char *reason)
 
 static void close_out_of_memory(struct session *s)
 {
-    session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    session_close(s, SB_CLOSE_OUT_OF_MEMORY);
 }
 
 /* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008. */
@@ -106,7 +106,7 @@ static void queue_reply(struct session *s, struct msgbuf *m)
         s->svc->counters.closed_slow_consumer++;
         sb_log(s->svc->events, SB_WARNING, "client %llu (%s) is not reading its replies: closing",
                (unsigned long long)s->id, s->peer);
-        session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reply queue full");
+        session_close(s, SB_CLOSE_SLOW_CONSUMER);
         return;
     }
     if (s->out_tail)
@@ -189,7 +189,7 @@ static void rate_limited(struct session *s, enum rl_verdict verdict)
         svc->counters.closed_rate_limit++;
         sb_log(svc->events, SB_WARNING, "client %llu (%s) exceeded the rate limit for %d s: closing",
                (unsigned long long)s->id, s->peer, RATE_LIMIT_SUSTAIN_MS / 1000);
-        session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+        session_close(s, SB_CLOSE_RATE_LIMIT);
         return;
     }
     svc->counters.rate_limited_messages++;
@@ -198,7 +198,7 @@ static void rate_limited(struct session *s, enum rl_verdict verdict)
         close_out_of_memory(s);
         return;
     }
-    dispatch_write_error(&reply->jb, "rate_limited",
+    dispatch_write_error(&reply->jb, SB_ERR_RATE_LIMITED,
                          "too many messages: the limit is 20 per second with bursts of 40; message dropped",
                          NULL);
     queue_reply(s, reply);
@@ -222,7 +222,7 @@ static void receive(struct session *s, const void *in, size_t len)
     case RX_TOO_LARGE:
         svc->counters.closed_too_large++;
         rx_consumed(&s->rx);
-        session_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        session_close(s, SB_CLOSE_TOO_LARGE);
         return;
     case RX_NOMEM:
         rx_consumed(&s->rx);
@@ -328,7 +328,7 @@ void session_deliver_update(struct session *s)
     if (can_push(s)) {
         struct msgbuf *m = claim_update(s);
         if (m && send_text(s, m) < 0)
-            session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed");
+            session_close(s, SB_CLOSE_WRITE_FAILED);
     } else if (s->sub.group) {
         lws_callback_on_writable(s->wsi);
     }
@@ -343,7 +343,7 @@ static int reject_if_full(struct session *s)
     svc->counters.rejected_full++;
     sb_log(svc->events, SB_WARNING, "rejecting %s: server full (%zu clients)", s->peer,
            svc->cfg.max_clients);
-    session_close(s, SB_CLOSE_TRY_AGAIN_LATER, "server full");
+    session_close(s, SB_CLOSE_SERVER_FULL);
     return 1;
 }
 
@@ -395,7 +395,7 @@ static void auth_failed(struct session *s, const char *why)
     sb_log_topic(svc->events, SB_TOPIC_AUTH, SB_WARNING,
                  "client %llu (%s): authentication failed: %s", (unsigned long long)s->id, s->peer,
                  why);
-    session_close(s, SB_CLOSE_AUTH_FAILED, "Authentication failed");
+    session_close(s, SB_CLOSE_BAD_TOKEN);
 }
 
 /* Verify a token from one of the three sources; admit the client or close it 4001. */
@@ -462,7 +462,7 @@ static void established(struct session *s, struct lws *wsi, struct service *svc)
     handshake_peer(wsi, s->peer, sizeof(s->peer));
 
     if (svc->stopping) {
-        session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
+        session_close(s, SB_CLOSE_SHUTDOWN);
         return;
     }
     if (reject_if_full(s))
@@ -555,7 +555,9 @@ static int peer_close(struct lws *wsi, const void *in, size_t len)
 {
     if (close_payload_valid(in, len))
         return 0;
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"invalid close frame", 19);
+    const struct sb_close_code *c = &sb_close_codes[SB_CLOSE_BAD_CLOSE_FRAME];
+    lws_close_reason(wsi, (enum lws_close_status)c->code, (unsigned char *)c->reason,
+                     strlen(c->reason));
     return -1;
 }
 

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol_codes.h"
+
 struct service;
 struct session;
 struct fanout_sub;
@@ -48,10 +50,10 @@ const struct fanout_sub *session_fanout_sub(const struct session *s);
  * queued or partly written), else ask for WRITEABLE; nothing when not subscribed. */
 void session_deliver_update(struct session *s);
 
-/* Close with code and reason (a static string): the close frame goes out from the next
- * WRITEABLE, and a client that does not read it is dropped a few seconds later (except while
- * the server stops: the stop deadline covers that).  Idempotent. */
-void session_close(struct session *s, uint16_t code, const char *reason);
+/* Close for `why` (its code and reason in protocol_codes.h): the close frame goes out from the
+ * next WRITEABLE, and a client that does not read it is dropped a few seconds later (except
+ * while the server stops: the stop deadline covers that).  Idempotent. */
+void session_close(struct session *s, enum sb_close_why why);
 
 /* The keepalive check of one session at monotonic time now_ms (called once a second): a ping
  * after 20 s without a pong, a drop 20 s after an unanswered ping. */
