@@ -1,9 +1,12 @@
-/* connection.c - what concerns a connection whichever lws protocol it is bound to at the time. */
+/* connection.c - accept, upgrade checks and destroy: the lws reasons about a connection itself. */
 #include "connection.h"
+
+#include <string.h>
 
 #include "handshake.h"
 #include "log.h"
 #include "pending.h"
+#include "protocol_codes.h"
 #include "service.h"
 
 /* The upgrade request's checks, in order: RFC 6455, Host, Origin.  Returns what
@@ -32,7 +35,20 @@ static int confirm_upgrade(struct lws *wsi, struct service *svc)
     return handshake_refuse(wsi, "403 Forbidden", "", "origin not allowed\n");
 }
 
-int connection_event(struct lws *wsi, enum lws_callback_reasons reason, struct service *svc)
+/* lws 4.1.6 answers most invalid close codes with 1002 itself, but echoes a 1-byte payload and
+ * codes from 5000 up (RFC 6455 5.5.1, 7.4).  Returns what the callback returns. */
+static int peer_close(struct lws *wsi, const void *in, size_t len)
+{
+    if (close_payload_valid(in, len))
+        return 0;
+    const struct sb_close_code *c = &sb_close_codes[SB_CLOSE_BAD_CLOSE_FRAME];
+    lws_close_reason(wsi, (enum lws_close_status)c->code, (unsigned char *)c->reason,
+                     strlen(c->reason));
+    return -1;
+}
+
+int connection_event(struct lws *wsi, enum lws_callback_reasons reason, struct service *svc,
+                     const void *in, size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -43,6 +59,8 @@ int connection_event(struct lws *wsi, enum lws_callback_reasons reason, struct s
     case LWS_CALLBACK_WSI_DESTROY:
         pending_finished(svc, wsi);
         return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return peer_close(wsi, in, len);
     default:
         return 0;
     }

@@ -1,10 +1,9 @@
-/* http_protocol.c - the plain-HTTP lws protocol: routing, answers, the response body. */
+/* http_protocol.c - plain HTTP on the WebSocket port: checks, routing, answers, the body. */
 #include "http_protocol.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "connection.h"
 #include "handshake.h"
 #include "http_routes.h"
 #include "jwt.h"
@@ -12,13 +11,6 @@
 #include "service.h"
 #include "ticker.h"
 #include "timeutil.h"
-
-/* Per-connection state: zeroed by lws when it binds the connection to this protocol. */
-struct http_session {
-    struct msgbuf *body;      /* a response body waiting for HTTP_WRITEABLE */
-};
-
-const size_t http_session_size = sizeof(struct http_session);
 
 /* The Host check, counted. */
 static int host_allowed_counted(struct lws *wsi, struct service *svc)
@@ -164,22 +156,13 @@ static void drop_body(struct http_session *hs)
     }
 }
 
-int http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+int http_protocol_handle(struct http_session *hs, struct lws *wsi, enum lws_callback_reasons reason,
+                         void *in, size_t len)
 {
-    struct http_session *hs = user;
     struct service *svc = lws_context_user(lws_get_context(wsi));
+    (void)len;
 
     switch (reason) {
-    /* A connection that served HTTP may still ask for an upgrade, and it is freed from here. */
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-    case LWS_CALLBACK_WSI_DESTROY:
-    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-        return connection_event(wsi, reason, svc);
-    /* A client that names this protocol as its WebSocket subprotocol gets none. */
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return 1;
-    /* A connection closed before its headers were parsed has no per-session data. */
     case LWS_CALLBACK_HTTP:
         return hs ? begin(hs, wsi, svc, (const char *)in) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -189,6 +172,6 @@ int http_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         drop_body(hs);
         return 0;
     default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+        return 0;
     }
 }

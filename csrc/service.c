@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http_protocol.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -44,21 +43,9 @@ static const struct lws_extension extensions[] = {
     {NULL, NULL, NULL},
 };
 
-/*
- * One lws protocol per room, as lws 4.1.6 chooses them: a plain HTTP request that hits no mount
- * is bound to protocols[0]; a WebSocket upgrade to the subprotocol it names, or, naming none, to
- * the vhost's default protocol, which the "default" option below makes the WebSocket one (else
- * it would be protocols[0]: lib/roles/ws/server-ws.c, lws_process_ws_upgrade).  A new
- * connection starts bound to that default too (lib/roles/h1/ops-h1.c).
- */
+/* One protocol: plain HTTP is handed to http_protocol.c from its callback (http_protocol.h says
+ * why it is not a protocol of its own). */
 static const struct lws_protocols protocols[] = {
-    {
-        .name = HTTP_PROTOCOL_NAME,
-        .callback = http_protocol_callback,
-        .per_session_data_size = 0, /* set from http_session_size at runtime, see below */
-        .rx_buffer_size = 0,
-        .tx_packet_size = TX_PACKET_SIZE,
-    },
     {
         .name = WS_PROTOCOL_NAME,
         .callback = ws_protocol_callback,
@@ -68,10 +55,6 @@ static const struct lws_protocols protocols[] = {
     },
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
-
-static const struct lws_protocol_vhost_options ws_is_default = {NULL, NULL, "default", ""};
-static const struct lws_protocol_vhost_options protocol_options = {NULL, &ws_is_default,
-                                                                   WS_PROTOCOL_NAME, ""};
 
 static void set_state(struct service *svc, enum service_state state)
 {
@@ -138,7 +121,6 @@ static int create_context(struct service *svc)
     info.port = svc->cfg.port;
     info.iface = svc->cfg.iface;
     info.protocols = svc->protocols;
-    info.pvo = &protocol_options;
     info.vhost_name = "default";
     /* lws's own validity timers are off: lws 4.1.6 keeps one per connection in a sorted list
      * and re-inserts it, O(N) each time, on every pong, which stalled fan-out at 20,000
@@ -363,8 +345,7 @@ static void *service_main(void *arg)
 
     sb_log_route_lws(svc->events); /* this server's context logs on this thread only */
     memcpy(svc->protocols, protocols, sizeof(svc->protocols));
-    svc->protocols[0].per_session_data_size = http_session_size;
-    svc->protocols[1].per_session_data_size = ws_session_size;
+    svc->protocols[0].per_session_data_size = ws_session_size;
 
     if (create_context(svc) < 0) {
         destroy_context(svc);

@@ -87,7 +87,7 @@ struct service {
     struct service_counters counters;
 
     /* Service thread only.  Each room's own state is named after the room. */
-    struct lws_protocols protocols[3]; /* lws may keep pointing at this table */
+    struct lws_protocols protocols[2]; /* lws may keep pointing at this table */
     pthread_t thread;
     int thread_started;
     struct lws_context *ctx;

@@ -9,6 +9,7 @@
 #include "dispatch.h"
 #include "fanout.h"
 #include "handshake.h"
+#include "http_protocol.h"
 #include "jwt.h"
 #include "log.h"
 #include "msgbuf.h"
@@ -57,6 +58,7 @@ struct session {
     struct msgbuf *out_head, *out_tail;
     size_t out_bytes;
     struct rx_buffer rx;
+    struct http_session http; /* while the connection serves plain HTTP */
 };
 
 const size_t ws_session_size = sizeof(struct session);
@@ -549,18 +551,6 @@ static void pong(struct session *s)
     s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS;
 }
 
-/* lws 4.1.6 answers most invalid close codes with 1002 itself, but echoes a 1-byte payload and
- * codes from 5000 up (RFC 6455 5.5.1, 7.4).  Returns what the callback returns. */
-static int peer_close(struct lws *wsi, const void *in, size_t len)
-{
-    if (close_payload_valid(in, len))
-        return 0;
-    const struct sb_close_code *c = &sb_close_codes[SB_CLOSE_BAD_CLOSE_FRAME];
-    lws_close_reason(wsi, (enum lws_close_status)c->code, (unsigned char *)c->reason,
-                     strlen(c->reason));
-    return -1;
-}
-
 int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                          void *in, size_t len)
 {
@@ -574,9 +564,8 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
     case LWS_CALLBACK_WSI_DESTROY:
-        return connection_event(wsi, reason, svc);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        return peer_close(wsi, in, len);
+        return connection_event(wsi, reason, svc, in, len);
     case LWS_CALLBACK_ESTABLISHED:
         established(s, wsi, svc);
         return 0;
@@ -593,6 +582,12 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_CLOSED:
         closed(s);
         return 0;
+    /* A connection closed before its headers were parsed has no per-session data. */
+    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        return http_protocol_handle(s ? &s->http : NULL, wsi, reason, in, len);
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

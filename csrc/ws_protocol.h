@@ -12,16 +12,17 @@ struct service;
 struct session;
 struct fanout_sub;
 
-/* The subprotocol name; clients that name none get this protocol too (the vhost's default). */
+/* The subprotocol name; clients that name none get this protocol too (it is the only one). */
 #define WS_PROTOCOL_NAME "session-buddy-metrics"
 
 /* Per-connection allocation size for the protocol table. */
 extern const size_t ws_session_size;
 
 /*
- * The lws callback of the WebSocket protocol: a session is set up in ESTABLISHED and fully
- * freed in CLOSED; the callback is a switch that hands each reason to one helper.  Returns
- * what lws expects of a protocol callback.
+ * The lws callback of the server's one protocol: a session is set up in ESTABLISHED and fully
+ * freed in CLOSED; the callback is a switch that hands each reason to one helper, the HTTP
+ * reasons to http_protocol.c and the connection's own to connection.c.  Returns what lws
+ * expects of a protocol callback.
  */
 int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                          void *in, size_t len);

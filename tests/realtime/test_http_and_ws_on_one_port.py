@@ -1,6 +1,6 @@
-"""Plain HTTP and the WebSocket protocol are two lws protocols on one port: a client naming no
-subprotocol, or ours, gets the WebSocket one; a connection that served HTTP can still upgrade;
-naming the HTTP protocol as a subprotocol gives no WebSocket."""
+"""Plain HTTP and WebSocket on one port, through one lws protocol whose callback hands HTTP to
+its own room: a connection that served HTTP can still upgrade; a client naming our subprotocol
+gets it; one naming another subprotocol gets no WebSocket, and the server goes on serving."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ async def test_naming_our_subprotocol_gets_it(server) -> None:
         await recv_type(ws, "connected")
 
 
-async def test_naming_the_http_protocol_gives_no_websocket(server) -> None:
+async def test_naming_another_subprotocol_gives_no_websocket(server) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(_upgrade(server.port, "http-only"))
