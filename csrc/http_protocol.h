@@ -11,7 +11,7 @@ struct msgbuf;
  * Why HTTP is a room but not an lws protocol of its own: lws 4.1.6 binds a plain HTTP request
  * to protocols[0], and a WebSocket upgrade that names no subprotocol (most clients) to the
  * vhost's default protocol, protocols[0] unless the "default" protocol option names another
- * (lib/roles/ws/server-ws.c, lws_process_ws_upgrade).  That option is applied in
+ * (lws's own lws_process_ws_upgrade).  That option is applied in
  * lws_protocol_init, which lws runs from a deferred timer after context creation
  * (lws_context_creation_completion_cb, on LWS_SYSTATE_POLICY_VALID), when the vhost already
  * listens: a connection accepted before it would be bound to protocols[0] and its upgrade
