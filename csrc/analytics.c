@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* One invocation inside the last 24 h (or in the future). */
-struct event {
+struct invocation {
     int64_t t_ms;
     double duration;    /* NAN when NULL or not completed */
     uint8_t completed;
@@ -19,7 +19,7 @@ struct skill_entry {
     int64_t total, completed, n_durations; /* all time */
     double sum_durations;                  /* all time, completed with a duration */
     int64_t last_ms;
-    struct event *events;
+    struct invocation *events;
     size_t n_events, cap_events;
 };
 
@@ -67,11 +67,6 @@ void analytics_free(struct analytics *a)
     free(a->skills);
     free(a->slots);
     free(a);
-}
-
-size_t analytics_skill_count(const struct analytics *a)
-{
-    return a->n_skills;
 }
 
 static int rehash(struct analytics *a, size_t n_slots)
@@ -138,7 +133,7 @@ int analytics_add(struct analytics *a, const char *skill, size_t skill_len, int6
     int keep = invoked_ms >= 0 && invoked_ms >= a->horizon_ms;
     if (keep && e->n_events == e->cap_events) {
         size_t cap = e->cap_events ? e->cap_events * 2 : 16;
-        struct event *grown = realloc(e->events, cap * sizeof(*grown));
+        struct invocation *grown = realloc(e->events, cap * sizeof(*grown));
         if (!grown)
             return -1;
         e->events = grown;
@@ -152,7 +147,7 @@ int analytics_add(struct analytics *a, const char *skill, size_t skill_len, int6
     if (invoked_ms > e->last_ms)
         e->last_ms = invoked_ms;
     if (keep)
-        e->events[e->n_events++] = (struct event){invoked_ms, has_duration ? duration : NAN,
+        e->events[e->n_events++] = (struct invocation){invoked_ms, has_duration ? duration : NAN,
                                                   (uint8_t)(completed != 0)};
     return 0;
 }
@@ -203,7 +198,7 @@ static void sum_windows(struct skill_entry *e, int64_t now, struct window_sums *
 
     memset(w, 0, sizeof(*w));
     for (size_t i = 0; i < e->n_events; i++) {
-        struct event ev = e->events[i];
+        struct invocation ev = e->events[i];
         if (ev.t_ms < day_start)
             continue; /* gone for good: now only moves forward */
         e->events[kept++] = ev;
@@ -238,7 +233,7 @@ static double baseline_duration_std(const struct skill_entry *e, int64_t now, do
     if (n < 2)
         return 0;
     for (size_t i = 0; i < e->n_events; i++) {
-        const struct event *ev = &e->events[i];
+        const struct invocation *ev = &e->events[i];
         if (ev->t_ms >= day_start && ev->t_ms < hour_start && !isnan(ev->duration))
             ss += (ev->duration - mean) * (ev->duration - mean);
     }

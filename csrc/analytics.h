@@ -1,4 +1,5 @@
-/* analytics.h - per-skill rolling windows and z-score anomaly detection, in memory (SPEC section 3). */
+/* analytics.h - per-skill rolling windows and z-score anomaly detection, in memory
+ * (docs/realtime/WEBSOCKET_SERVER.md, "Anomaly detection"). */
 #ifndef SB_ANALYTICS_H
 #define SB_ANALYTICS_H
 
@@ -10,7 +11,8 @@
 #define ANALYTICS_HOUR_MS (3600LL * 1000)
 #define ANALYTICS_DAY_MS (24 * ANALYTICS_HOUR_MS)
 
-/* Detection needs at least this many baseline and current values (SPEC section 3). */
+/* Detection needs at least this many baseline and current values: fewer would give a
+ * z-score from noise. */
 #define ANALYTICS_MIN_BASELINE 5
 #define ANALYTICS_MIN_CURRENT 2
 
@@ -46,9 +48,6 @@ int analytics_add(struct analytics *a, const char *skill, size_t skill_len, int6
 int analytics_add_totals(struct analytics *a, const char *skill, size_t skill_len, int64_t total,
                          int64_t completed, int64_t n_durations, double sum_durations,
                          int64_t last_ms);
-
-/* Number of skills known. */
-size_t analytics_skill_count(const struct analytics *a);
 
 /*
  * The figures as of now_ms: windows [now-24h, now] and [now-1h, now], the

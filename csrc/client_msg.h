@@ -1,4 +1,4 @@
-/* client_msg.h - parse one client -> server protocol message (SPEC section 2). */
+/* client_msg.h - parse one client -> server protocol message (docs/realtime/WEBSOCKET_SERVER.md). */
 #ifndef SB_CLIENT_MSG_H
 #define SB_CLIENT_MSG_H
 

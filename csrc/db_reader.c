@@ -307,21 +307,6 @@ int dbr_ingest(struct db_reader *r, struct analytics *eng, int64_t *unparseable,
     return 0;
 }
 
-static int parse_anomaly_type(const unsigned char *t, enum anomaly_type *out)
-{
-    if (!t)
-        return -1;
-    if (!strcmp((const char *)t, "performance_drop"))
-        *out = ANOMALY_PERFORMANCE_DROP;
-    else if (!strcmp((const char *)t, "performance_spike"))
-        *out = ANOMALY_PERFORMANCE_SPIKE;
-    else if (!strcmp((const char *)t, "pattern_shift"))
-        *out = ANOMALY_PATTERN_SHIFT;
-    else
-        return -1;
-    return 0;
-}
-
 int dbr_read_open_anomalies(struct db_reader *r, int64_t now_ms, struct anomaly **out,
                             size_t *n_out, char *err, size_t errlen)
 {
@@ -340,7 +325,7 @@ int dbr_read_open_anomalies(struct db_reader *r, int64_t now_ms, struct anomaly 
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         enum anomaly_type type;
         rc = SQLITE_OK;
-        if (parse_anomaly_type(sqlite3_column_text(st, 1), &type) < 0)
+        if (anomaly_type_parse((const char *)sqlite3_column_text(st, 1), &type) < 0)
             continue; /* a type this protocol cannot express */
         if (name_too_long(r, st, 0))
             continue;

@@ -73,7 +73,7 @@ static void write_unknown_skill(jbuf *out, const char *skill, size_t skill_len)
     if (jb_init(&msg, 0, skill_len + 32) == 0) {
         jb_lit(&msg, "Invalid skill name: ");
         jb_raw(&msg, skill, skill_len);
-        jb_lit(out, "{\"type\":\"error\",\"code\":\"unknown_skill\",\"message\":");
+        jb_lit(out, "{\"type\":\"error\",\"code\":\"" SB_ERR_UNKNOWN_SKILL "\",\"message\":");
         jb_str(out, jb_text(&msg), msg.len);
         jb_lit(out, ",\"request_type\":\"get_metrics\"}");
     }
@@ -93,11 +93,11 @@ static const char *status_code(int status)
 {
     switch (status) {
     case CM_INVALID_JSON:
-        return "invalid_json";
+        return SB_ERR_INVALID_JSON;
     case CM_UNKNOWN_TYPE:
-        return "unknown_type";
+        return SB_ERR_UNKNOWN_TYPE;
     default:
-        return "invalid_request";
+        return SB_ERR_INVALID_REQUEST;
     }
 }
 
@@ -109,7 +109,7 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct s
 
     memset(res, 0, sizeof(*res));
     if (is_binary && !utf8_valid(data, len)) {
-        dispatch_write_error(reply, "invalid_json", "binary frame is not valid UTF-8 JSON", NULL);
+        dispatch_write_error(reply, SB_ERR_INVALID_JSON, "binary frame is not valid UTF-8 JSON", NULL);
         return reply->failed ? -1 : 0;
     }
     int status = client_msg_parse(data, len, &msg, err, sizeof(err));
@@ -118,7 +118,7 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct s
         goto done;
     }
     if (auth_pending && msg.type != CM_AUTH) {
-        dispatch_write_error(reply, "auth_required",
+        dispatch_write_error(reply, SB_ERR_AUTH_REQUIRED,
                              "authenticate first: send {\"type\":\"auth\",\"token\":...}",
                              msg.request_type);
         goto done;
@@ -158,12 +158,12 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct s
             res->token = msg.token;
             msg.token = NULL;
         } else {
-            dispatch_write_error(reply, "invalid_request", "no authentication is pending",
+            dispatch_write_error(reply, SB_ERR_INVALID_REQUEST, "no authentication is pending",
                                  msg.request_type);
         }
         break;
     case CM_NONE:
-        dispatch_write_error(reply, "invalid_request", "message has no type", NULL);
+        dispatch_write_error(reply, SB_ERR_INVALID_REQUEST, "message has no type", NULL);
         break;
     }
 

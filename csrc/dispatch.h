@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "json_writer.h"
+#include "protocol_codes.h"
 #include "snapshot.h"
 
 enum dispatch_action {

@@ -7,7 +7,7 @@
 
 /* Tokens longer than this are refused without being decoded. */
 #define JWT_MAX_TOKEN 8192
-/* exp / nbf tolerate this much clock skew (SPEC section 4). */
+/* exp / nbf tolerate this much clock skew between the token issuer and this host. */
 #define JWT_LEEWAY_S 30
 /* user_id (or sub) is kept up to this many bytes, cut on a character boundary; invalid
  * UTF-8 in it (a lone surrogate escaped in the JSON) becomes U+FFFD. */
@@ -40,6 +40,7 @@ struct jwt_claims {
 enum jwt_status jwt_verify(const char *token, size_t len, const unsigned char *secret,
                            size_t secret_len, double now_s, struct jwt_claims *claims);
 
+/* Free what jwt_verify put in *claims and zero it; safe on a zeroed struct. */
 void jwt_claims_free(struct jwt_claims *claims);
 
 /* A short English reason for a status, for logs and exceptions. */

@@ -31,8 +31,15 @@ void sb_log_topic(struct event_queue *q, enum sb_log_topic topic, int level, con
  * the thread ends).  Lines lws logs on a thread that routes nowhere are discarded. */
 void sb_log_route_lws(struct event_queue *q);
 
-/* The errno of the last "ERROR on binding" line lws logged on this thread
- * (0 if none), reset to 0 by the call. */
+/*
+ * The errno of the last "ERROR on binding" line lws logged on this thread (0 if none), reset
+ * to 0 by the call.  The log line is the only place lws 4.1.6 reports it: lws_create_vhost
+ * creates and binds its listening socket itself (lws's _lws_vhost_init_server) and offers no
+ * way to hand it one already bound; lws_socket_bind keeps only "busy" or "not usable" of the
+ * errno, and closes the socket and logs before it returns, so errno after lws_create_vhost is
+ * not reliable; a bind() of our own first, to probe, would race with other processes and
+ * differ from lws's socket options.  Hence the log line.
+ */
 int sb_log_take_bind_errno(void);
 
 /* lws reports a failed accept() only as the log line "accept: errno N".  On the calling thread

@@ -1,4 +1,4 @@
-/* rate_limit.c - the per-connection token bucket of SPEC section 4. */
+/* rate_limit.c - the per-connection token bucket of rate_limit.h. */
 #include "rate_limit.h"
 
 #define FULL ((int64_t)RATE_LIMIT_BURST * 1000)

@@ -1,4 +1,4 @@
-/* rate_limit.h - the per-connection token bucket of SPEC section 4. */
+/* rate_limit.h - the per-connection token bucket: 20 messages/s, bursts of 40, close after 5 s over. */
 #ifndef SB_RATE_LIMIT_H
 #define SB_RATE_LIMIT_H
 

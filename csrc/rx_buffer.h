@@ -27,6 +27,7 @@ enum rx_status rx_append(struct rx_buffer *rx, const void *chunk, size_t len, in
 /* The message was handled: forget it, and give back unusually large buffers. */
 void rx_consumed(struct rx_buffer *rx);
 
+/* Free the buffer; the struct may be used again afterwards, as if zeroed. */
 void rx_free(struct rx_buffer *rx);
 
 #endif

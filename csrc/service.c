@@ -20,7 +20,6 @@ static const lws_retry_bo_t no_validity_timers = {
     .secs_since_valid_hangup = 0,
 };
 
-#define PROTOCOL_NAME "session-buddy-metrics"
 /* Large enough that a snapshot goes to the kernel in one send(), without lws copying it. */
 #define TX_PACKET_SIZE (256 * 1024)
 /* The handshake (and, later, the TLS accept) must complete within this. */
@@ -31,6 +30,10 @@ static const lws_retry_bo_t no_validity_timers = {
 #define ACCEPT_BACKOFF_MIN_US (50 * LWS_US_PER_MS)
 #define ACCEPT_BACKOFF_MAX_US (2 * LWS_US_PER_SEC)
 #define ACCEPT_REPORT_PERIOD_MS 10000
+/* One keepalive scan a second covers every connection (session_keepalive). */
+#define KEEPALIVE_SCAN_US (1 * LWS_US_PER_SEC)
+/* stop() must finish promptly even when clients do not read their close frame. */
+#define STOP_DEADLINE_US (1500 * LWS_US_PER_MS)
 
 /* Negotiated only when the client offers it. zlib may read a written buffer until the session's
  * next WRITEABLE; ws_protocol.c keeps every written buffer alive until then. */
@@ -40,9 +43,11 @@ static const struct lws_extension extensions[] = {
     {NULL, NULL, NULL},
 };
 
+/* One protocol: plain HTTP is handed to http_protocol.c from its callback (http_protocol.h says
+ * why it is not a protocol of its own). */
 static const struct lws_protocols protocols[] = {
     {
-        .name = PROTOCOL_NAME,
+        .name = WS_PROTOCOL_NAME,
         .callback = ws_protocol_callback,
         .per_session_data_size = 0, /* set from ws_session_size at runtime, see below */
         .rx_buffer_size = 0,
@@ -119,7 +124,7 @@ static int create_context(struct service *svc)
     info.vhost_name = "default";
     /* lws's own validity timers are off: lws 4.1.6 keeps one per connection in a sorted list
      * and re-inserts it, O(N) each time, on every pong, which stalled fan-out at 20,000
-     * clients.  ws_protocol.c runs the SPEC's keepalive with one server-wide timer instead. */
+     * clients.  this file runs the keepalive with one server-wide timer instead (keepalive_scan). */
     info.retry_and_idle_policy = &no_validity_timers;
     info.extensions = extensions;
     if (svc->cfg.ssl_cert) {
@@ -260,6 +265,70 @@ static void on_accept_failed(void *arg, int err)
     service_accept_failed(arg, err);
 }
 
+/* ---- keepalive: one timer for every connection ---- */
+
+static void keepalive_scan(lws_sorted_usec_list_t *sul)
+{
+    struct service *svc = lws_container_of(sul, struct service, keepalive);
+    int64_t now = mono_us() / 1000;
+
+    for (struct session *s = svc->sessions, *next; s; s = next) {
+        next = session_next_rw(s);
+        session_keepalive(s, now);
+    }
+    lws_sul_schedule(svc->ctx, 0, &svc->keepalive, keepalive_scan, KEEPALIVE_SCAN_US);
+}
+
+static void keepalive_start(struct service *svc)
+{
+    lws_sul_schedule(svc->ctx, 0, &svc->keepalive, keepalive_scan, KEEPALIVE_SCAN_US);
+}
+
+/* ---- shutdown and the mailbox ---- */
+
+static void stop_deadline_reached(lws_sorted_usec_list_t *sul)
+{
+    struct service *svc = lws_container_of(sul, struct service, stop_deadline);
+    if (svc->n_connections)
+        sb_log(svc->events, SB_WARNING, "%zu clients did not close in time; dropping them",
+               svc->n_connections);
+    svc->leave_loop = 1;
+}
+
+static void begin_shutdown(struct service *svc)
+{
+    svc->stopping = 1;
+    lws_sul_cancel(&svc->keepalive);
+    for (struct session *s = svc->sessions; s; s = session_next_rw(s))
+        session_close(s, SB_CLOSE_SHUTDOWN);
+    if (svc->n_connections == 0)
+        svc->leave_loop = 1;
+    else
+        lws_sul_schedule(svc->ctx, 0, &svc->stop_deadline, stop_deadline_reached,
+                         STOP_DEADLINE_US);
+}
+
+void service_drain_mailbox(struct service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    struct snapshot *s = svc->pending;
+    svc->pending = NULL;
+    int stop = svc->stop_requested;
+    pthread_mutex_unlock(&svc->lock);
+
+    if (s)
+        svc->counters.conflated_updates +=
+            fanout_publish(&svc->fan, s, svc->sessions, !svc->stopping);
+    if (stop && !svc->stopping)
+        begin_shutdown(svc);
+}
+
+void service_connection_closed(struct service *svc)
+{
+    if (svc->stopping && svc->n_connections == 0)
+        svc->leave_loop = 1;
+}
+
 /* One pass of whichever loop runs the context: wait for events, then serve them. */
 static int service_once(struct service *svc)
 {
@@ -295,7 +364,7 @@ static void *service_main(void *arg)
     sb_log_set_accept_hook(on_accept_failed, svc);
     sb_log(svc->events, SB_DEBUG, "event loop: %s", svc->ev_loop ? "libev (epoll)" : "poll(2)");
     set_state(svc, SVC_LISTENING);
-    ws_keepalive_start(svc);
+    keepalive_start(svc);
     pending_start(svc);
     /* Under libev, lws arms its timer only after it served an event, so wake it once now; this
      * also serves a stop asked before we were alive to be woken. */
@@ -314,8 +383,7 @@ static void *service_main(void *arg)
     sb_log_set_accept_hook(NULL, NULL);
     destroy_context(svc);
     sb_log_route_lws(NULL);
-    snapshot_unref(svc->current);
-    svc->current = NULL;
+    fanout_release(&svc->fan);
     set_state(svc, SVC_STOPPED);
     evq_post(svc->events, EV_STOPPED, 0, 0, NULL);
     return NULL;

@@ -8,19 +8,14 @@
 #include <stdint.h>
 
 #include "event_queue.h"
+#include "fanout.h"
 #include "pending.h"
 #include "snapshot.h"
 #include "static_files.h"
+#include "ws_protocol.h"
 
 struct ticker;
 struct ev_loop;
-
-struct session;
-struct sub_group;
-
-/* Close codes lws 4.1.6 has no name for. */
-#define SB_CLOSE_TRY_AGAIN_LATER 1013
-#define SB_CLOSE_AUTH_FAILED 4001
 
 struct service_config {
     char *iface;              /* owned; numeric address, or NULL for all interfaces */
@@ -84,26 +79,27 @@ struct service {
     int stop_requested;
     struct snapshot *pending;   /* newest snapshot the service thread has not taken yet */
     int bound_port;
-    struct session *sessions;   /* every WebSocket connection; linked/unlinked/edited under lock */
+    /* The session registry: written by ws_protocol.c only (sessions link and unlink
+     * themselves), under lock; read by client_list.c under lock, by this thread freely. */
+    struct session *sessions;   /* every WebSocket connection */
     size_t n_sessions;          /* of which admitted (authenticated, or no auth needed) */
     size_t n_connections;       /* all of them, those still authenticating included */
     struct service_counters counters;
 
-    /* Service thread only. */
+    /* Service thread only.  Each room's own state is named after the room. */
     struct lws_protocols protocols[2]; /* lws may keep pointing at this table */
     pthread_t thread;
     int thread_started;
     struct lws_context *ctx;
     struct ev_loop *ev_loop;    /* runs ctx; NULL when lws's own poll(2) loop does */
     struct lws_vhost *vhost;
-    struct snapshot *current;
-    struct sub_group *groups;   /* distinct subscriptions, each with its cached message */
-    uint64_t next_client_id;
-    int stopping;
+    struct fanout fan;          /* fanout.c: groups, their frames, the current snapshot */
+    uint64_t next_client_id;    /* ws_protocol.c: the last client id handed out */
+    int stopping;               /* this file: shutdown has begun */
     int leave_loop;
     lws_sorted_usec_list_t stop_deadline;
     lws_sorted_usec_list_t keepalive;  /* one timer for every connection's pings */
-    struct pending_list pending_conns; /* connections that are not clients yet */
+    struct pending_list pending_conns; /* pending.c: connections that are not clients yet */
     struct lws *listen_wsi;            /* the listening socket, paused while accept() fails */
     lws_sorted_usec_list_t accept_retry;
     int accept_paused;
@@ -138,26 +134,13 @@ void service_request_stop(struct service *svc);
 /* Join the thread (after service_request_stop) and free everything. */
 void service_destroy(struct service *svc);
 
-/* Start the keepalive scan (ws_protocol.c); on the service thread, once the context exists. */
-void ws_keepalive_start(struct service *svc);
+/* The mailbox, on EVENT_WAIT_CANCELLED: take a published snapshot to the fan-out, and begin
+ * the shutdown once stop was asked.  Wake-ups coalesce and can be spurious: everything pending
+ * is taken each time.  Service thread only. */
+void service_drain_mailbox(struct service *svc);
 
-/* The callback of the one protocol (ws_protocol.c). */
-int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len);
-
-/* Read a session's fields for Python's `clients` view; call with svc->lock held
- * (the service thread edits them only under it).  session_subscription returns 1 when
- * subscribed, with *skill NULL for all skills, or 0 after unsubscribe. */
-const struct session *session_next(const struct session *s);
-uint64_t session_id(const struct session *s);
-const char *session_peer(const struct session *s);
-int session_subscription(const struct session *s, const char **skill, size_t *skill_len);
-/* The authenticated user ("" when authentication is off or the token named none). */
-const char *session_user_id(const struct session *s);
-/* 0 while the connection is still authenticating: not yet a client. */
-int session_admitted(const struct session *s);
-
-/* Per-connection allocation size for the protocol table (ws_protocol.c). */
-extern const size_t ws_session_size;
+/* A connection has left the session registry: while stopping, the last one ends the loop.
+ * Service thread only. */
+void service_connection_closed(struct service *svc);
 
 #endif

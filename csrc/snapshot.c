@@ -155,17 +155,28 @@ void snapshot_unref(struct snapshot *s)
     free(s);
 }
 
+/* The one mapping between anomaly types and their names (the DB and the wire use the same). */
+static const char *const anomaly_names[] = {
+    [ANOMALY_PERFORMANCE_DROP] = "performance_drop",
+    [ANOMALY_PERFORMANCE_SPIKE] = "performance_spike",
+    [ANOMALY_PATTERN_SHIFT] = "pattern_shift",
+};
+#define N_ANOMALY_TYPES (sizeof(anomaly_names) / sizeof(anomaly_names[0]))
+
 const char *anomaly_type_name(enum anomaly_type t)
 {
-    switch (t) {
-    case ANOMALY_PERFORMANCE_DROP:
-        return "performance_drop";
-    case ANOMALY_PERFORMANCE_SPIKE:
-        return "performance_spike";
-    case ANOMALY_PATTERN_SHIFT:
-        return "pattern_shift";
+    return (size_t)t < N_ANOMALY_TYPES ? anomaly_names[t] : anomaly_names[ANOMALY_PATTERN_SHIFT];
+}
+
+int anomaly_type_parse(const char *name, enum anomaly_type *out)
+{
+    for (size_t i = 0; name && i < N_ANOMALY_TYPES; i++) {
+        if (!strcmp(name, anomaly_names[i])) {
+            *out = (enum anomaly_type)i;
+            return 0;
+        }
     }
-    return "pattern_shift";
+    return -1;
 }
 
 static void write_time_or_null(jbuf *out, int64_t ms)

@@ -9,12 +9,13 @@
 
 struct prom_view;
 
-/* A skill name is at most this many bytes (SPEC section 4): a longer one in a request gets
+/* A skill name is at most this many bytes: a longer one in a request gets
  * invalid_request, and rows that carry one in the DB are skipped, so that no name can swell
  * every update or reply. */
 #define SKILL_NAME_MAX 1024
 
-/* Per-skill figures; field names follow SPEC section 2. */
+/* Per-skill figures; field names follow the wire protocol's metrics_update
+ * (docs/realtime/WEBSOCKET_SERVER.md, "Wire protocol v1"). */
 struct skill_stats {
     char *name;                     /* owned */
     size_t name_len;
@@ -93,6 +94,11 @@ void snapshot_write_update(const struct snapshot *s, const char *skill, size_t s
 /* Append the `data` object of a `metrics_response` for one skill entry. */
 void snapshot_write_skill_metrics(const struct skill_stats *st, jbuf *out);
 
+/* The name of an anomaly type, as the DB's anomaly_type column and the wire spell it. */
 const char *anomaly_type_name(enum anomaly_type t);
+
+/* The anomaly type named `name` (NUL-terminated; NULL allowed) into *out.  Returns 0, or -1
+ * for a name that is none of them. */
+int anomaly_type_parse(const char *name, enum anomaly_type *out);
 
 #endif

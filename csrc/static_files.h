@@ -24,6 +24,7 @@ int static_files_load(struct static_files *set, const char *dir);
 /* The file served at URL path (e.g. "/app.js"; "/" means index.html), or NULL. */
 const struct static_file *static_files_find(const struct static_files *set, const char *path);
 
+/* Free every loaded file; the set is left empty (zeroed). */
 void static_files_free(struct static_files *set);
 
 #endif

@@ -27,7 +27,7 @@ PROGRAMS: dict[str, list[str]] = {
     "test_analytics": ["analytics.c", "snapshot.c", "prom_metrics.c", "json_writer.c", "timeutil.c",
                        "text_sanitize.c"],
     "test_prom_metrics": ["prom_metrics.c"],
-    "test_handshake_policy": ["handshake_policy.c"],
+    "test_handshake": ["handshake.c", "text_sanitize.c"],
 }
 
 # The extension's own warning set (setup.py), made fatal; _GNU_SOURCE as setup.py defines it.

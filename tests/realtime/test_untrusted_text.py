@@ -77,7 +77,8 @@ LONG_ORIGIN = "https://x" + "é" * 60  # 129 bytes: a cut at 100 falls inside an
     "origin, shown",
     [
         (b"\xff\xfe", "\\xff\\xfe"),
-        (LONG_ORIGIN.encode(), "é" * 40),
+        # Cut at 99 bytes, before the character that byte 100 falls in, never inside it.
+        (LONG_ORIGIN.encode(), "Origin https://x" + "é" * 45 + "... not allowed"),
         (b"https://a\x1b[2Jb", "https://a\\x1b[2Jb"),
     ],
     ids=["invalid-utf8", "cut-mid-character", "terminal-escape"],

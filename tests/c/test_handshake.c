@@ -1,8 +1,8 @@
-/* test_handshake_policy.c - the Origin policy, the Host check and close-frame validation. */
+/* test_handshake.c - the Origin policy, the Host check and close-frame validation. */
 #include <stdio.h>
 
 #include "check.h"
-#include "handshake_policy.h"
+#include "handshake.h"
 
 static int by_default(const char *origin, const char *host, int tls)
 {

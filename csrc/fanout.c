@@ -1,0 +1,136 @@
+/* fanout.c - subscription groups and their shared metrics_update frames. */
+#include "fanout.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws_protocol.h"
+
+struct fanout_group {
+    struct fanout_group *next;
+    char *skill;              /* NULL = all skills */
+    size_t skill_len;
+    size_t members;
+    uint64_t built_seq;
+    struct msgbuf *message;   /* metrics_update for built_seq */
+};
+
+struct fanout_group *fanout_join(struct fanout *f, const char *skill, size_t len)
+{
+    struct fanout_group *g;
+    for (g = f->groups; g; g = g->next) {
+        if ((!skill && !g->skill) ||
+            (skill && g->skill && g->skill_len == len && !memcmp(g->skill, skill, len))) {
+            g->members++;
+            return g;
+        }
+    }
+    g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    if (skill) {
+        g->skill = malloc(len + 1);
+        if (!g->skill) {
+            free(g);
+            return NULL;
+        }
+        memcpy(g->skill, skill, len);
+        g->skill[len] = '\0';
+        g->skill_len = len;
+    }
+    g->members = 1;
+    g->next = f->groups;
+    f->groups = g;
+    return g;
+}
+
+static void group_free(struct fanout_group *g)
+{
+    msgbuf_unref(g->message);
+    free(g->skill);
+    free(g);
+}
+
+void fanout_leave(struct fanout *f, struct fanout_group *g)
+{
+    if (!g || --g->members)
+        return;
+    for (struct fanout_group **pp = &f->groups; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    group_free(g);
+}
+
+const char *fanout_group_skill(const struct fanout_group *g, size_t *len)
+{
+    *len = g->skill_len;
+    return g->skill;
+}
+
+int fanout_update_pending(const struct fanout *f, const struct fanout_sub *sub)
+{
+    return sub->group && f->current && sub->sent_seq < f->current->seq;
+}
+
+/* The group's metrics_update for the current snapshot, serialised at most once per tick. */
+static struct msgbuf *group_message(struct fanout *f, struct fanout_group *g)
+{
+    if (g->message && g->built_seq == f->current->seq)
+        return g->message;
+    struct msgbuf *m = msgbuf_new(g->skill ? 1024 : 8192);
+    if (!m)
+        return NULL;
+    snapshot_write_update(f->current, g->skill, g->skill_len, &m->jb);
+    if (m->jb.failed) {
+        msgbuf_unref(m);
+        return NULL;
+    }
+    msgbuf_unref(g->message);
+    g->message = m;
+    g->built_seq = f->current->seq;
+    return m;
+}
+
+struct msgbuf *fanout_claim(struct fanout *f, struct fanout_sub *sub)
+{
+    struct msgbuf *m = group_message(f, sub->group);
+    if (m)
+        sub->sent_seq = f->current->seq;
+    return m;
+}
+
+void fanout_skip_to(struct fanout_sub *sub, uint64_t seq)
+{
+    sub->sent_seq = seq;
+}
+
+uint64_t fanout_publish(struct fanout *f, struct snapshot *s, struct session *sessions,
+                        int deliver)
+{
+    uint64_t conflated = 0;
+    if (f->current)
+        for (const struct session *p = sessions; p; p = session_next(p))
+            conflated += (uint64_t)fanout_update_pending(f, session_fanout_sub(p));
+    snapshot_unref(f->current);
+    f->current = s;
+    if (deliver)
+        for (struct session *p = sessions, *next; p; p = next) {
+            next = session_next_rw(p); /* a failed write closes p, but it stays linked */
+            session_deliver_update(p);
+        }
+    return conflated;
+}
+
+void fanout_release(struct fanout *f)
+{
+    while (f->groups) {
+        struct fanout_group *g = f->groups;
+        f->groups = g->next;
+        group_free(g);
+    }
+    snapshot_unref(f->current);
+    f->current = NULL;
+}

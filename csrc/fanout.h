@@ -1,0 +1,66 @@
+/* fanout.h - subscription groups, the shared frame per group and tick, conflation. */
+#ifndef SB_FANOUT_H
+#define SB_FANOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msgbuf.h"
+#include "snapshot.h"
+
+struct session;
+struct fanout_group;
+
+/*
+ * Clients with the same subscription ("all skills", or one skill) form a group, and a group's
+ * metrics_update is serialised at most once per snapshot: every member is sent the same frame.
+ * This is the place for work done once per group and tick (the shared permessage-deflate
+ * frame goes into fanout_claim's frame).  Service thread only, except where noted.
+ */
+struct fanout {
+    struct fanout_group *groups;  /* distinct subscriptions, each with its cached frame */
+    struct snapshot *current;     /* what every update is built from; NULL before the first */
+};
+
+/* One session's subscription: its group (NULL after unsubscribe) and the newest snapshot it
+ * was sent.  The session owns the struct; fanout.c reads and writes it. */
+struct fanout_sub {
+    struct fanout_group *group;
+    uint64_t sent_seq;
+};
+
+/* Join the group for `skill` (len bytes; NULL for all skills), creating it if needed.
+ * Returns the group, or NULL when out of memory.  Pair with fanout_leave. */
+struct fanout_group *fanout_join(struct fanout *f, const char *skill, size_t len);
+
+/* Leave g (NULL is a no-op); the last member frees the group and its frame. */
+void fanout_leave(struct fanout *f, struct fanout_group *g);
+
+/* The group's skill (len bytes, NUL-terminated) or NULL for all skills.  Any thread that holds
+ * the lock its session's group pointer is read under: a group lives while it has members. */
+const char *fanout_group_skill(const struct fanout_group *g, size_t *len);
+
+/* 1 when sub is subscribed and has not been sent the current snapshot yet, else 0. */
+int fanout_update_pending(const struct fanout *f, const struct fanout_sub *sub);
+
+/* The frame of sub's group for the current snapshot, from now on counted as sent to sub.
+ * Built on the group's first claim of each snapshot, then shared: borrowed, valid until the
+ * group's next frame is built or the group is freed (msgbuf_ref to keep it longer).  Call only
+ * when fanout_update_pending.  Returns NULL when out of memory (nothing counted as sent). */
+struct msgbuf *fanout_claim(struct fanout *f, struct fanout_sub *sub);
+
+/* Count every snapshot up to seq as sent to sub: the first update it gets is a newer one
+ * (0: the current snapshot is due at once). */
+void fanout_skip_to(struct fanout_sub *sub, uint64_t seq);
+
+/* The tick: s (whose reference passes here) replaces the current snapshot.  Returns how many
+ * subscribed sessions of the list never got the one it replaces (slow readers: conflated).
+ * With deliver set, each session of the list is then offered the new update
+ * (session_deliver_update). */
+uint64_t fanout_publish(struct fanout *f, struct snapshot *s, struct session *sessions,
+                        int deliver);
+
+/* Free whatever is left (groups without members cannot remain; the current snapshot). */
+void fanout_release(struct fanout *f);
+
+#endif

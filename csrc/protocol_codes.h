@@ -1,0 +1,44 @@
+/* protocol_codes.h - every error code and WebSocket close code the server sends, in one table. */
+#ifndef SB_PROTOCOL_CODES_H
+#define SB_PROTOCOL_CODES_H
+
+#include <stdint.h>
+
+/*
+ * The "code" of an {"type":"error"} reply.  After an error the connection stays open; the
+ * client may send its next message (docs/realtime/WEBSOCKET_SERVER.md, "Errors", lists them for clients).
+ */
+#define SB_ERR_INVALID_JSON    "invalid_json"    /* not JSON, or a binary frame that is not UTF-8 */
+#define SB_ERR_UNKNOWN_TYPE    "unknown_type"    /* a "type" the server does not know */
+#define SB_ERR_INVALID_REQUEST "invalid_request" /* a known type with a bad or missing field */
+#define SB_ERR_UNKNOWN_SKILL   "unknown_skill"   /* get_metrics for a skill with no metrics */
+#define SB_ERR_AUTH_REQUIRED   "auth_required"   /* a request before the auth message */
+#define SB_ERR_RATE_LIMITED    "rate_limited"    /* over the rate limit: the message was dropped */
+
+/* Close codes lws 4.1.6 has no name for. */
+#define SB_CLOSE_TRY_AGAIN_LATER 1013
+#define SB_CLOSE_AUTH_FAILED 4001
+
+/* Why the server closes a WebSocket connection; each has one code and one reason text. */
+enum sb_close_why {
+    SB_CLOSE_SHUTDOWN,        /* 1001: the server stops */
+    SB_CLOSE_SERVER_FULL,     /* 1013: max_clients clients are connected */
+    SB_CLOSE_BAD_TOKEN,       /* 4001: no valid token in time */
+    SB_CLOSE_RATE_LIMIT,      /* 1008: over the rate limit for too long */
+    SB_CLOSE_SLOW_CONSUMER,   /* 1008: replies queued past their bound */
+    SB_CLOSE_TOO_LARGE,       /* 1009: a message over max_message_size */
+    SB_CLOSE_OUT_OF_MEMORY,   /* 1011 */
+    SB_CLOSE_WRITE_FAILED,    /* 1011: the socket refused an update */
+    SB_CLOSE_BAD_CLOSE_FRAME, /* 1002: the client's close frame broke RFC 6455 5.5.1 */
+    SB_CLOSE_WHY_COUNT
+};
+
+struct sb_close_code {
+    uint16_t code;
+    const char *reason;       /* static text, sent in the close frame */
+};
+
+/* The table, indexed by enum sb_close_why. */
+extern const struct sb_close_code sb_close_codes[SB_CLOSE_WHY_COUNT];
+
+#endif
