@@ -88,7 +88,7 @@ static PyObject *run_dispatch(SessionObject *self, PyObject *message, int auth_p
         return PyErr_NoMemory();
     }
     if (len > self->max_message_size) {
-        dispatch_write_error(&reply, "invalid_request", "message larger than max_message_size",
+        dispatch_write_error(&reply, SB_ERR_INVALID_REQUEST, "message larger than max_message_size",
                              NULL);
     } else {
         struct snapshot *snap = sb_server_latest(self->server);

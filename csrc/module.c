@@ -7,6 +7,7 @@
 #include "inproc_session.h"
 #include "jwt.h"
 #include "log.h"
+#include "protocol_codes.h"
 #include "server_type.h"
 
 /* verify_jwt(token, secret, now) -> payload bytes; ValueError(reason) when the token is refused.
@@ -102,10 +103,28 @@ static int add_constants(PyObject *module)
         {"EV_STOPPED", EV_STOPPED},
         {"LOG_TOPIC_SERVER", SB_TOPIC_SERVER},
         {"LOG_TOPIC_AUTH", SB_TOPIC_AUTH},
+        {"MAX_QUEUED_REPLY_BYTES", SB_MAX_QUEUED_REPLY_BYTES},
+        {"CLOSE_GRACE_S", SB_CLOSE_GRACE_S},
+    };
+    /* The closes the asyncio side makes itself, as (code, reason) from the one table. */
+    static const struct {
+        const char *name;
+        enum sb_close_why why;
+    } closes[] = {
+        {"CLOSE_BAD_TOKEN", SB_CLOSE_BAD_TOKEN},
+        {"CLOSE_SLOW_CONSUMER", SB_CLOSE_SLOW_CONSUMER},
     };
     for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++)
         if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0)
             return -1;
+    for (size_t i = 0; i < sizeof(closes) / sizeof(closes[0]); i++) {
+        const struct sb_close_code *c = &sb_close_codes[closes[i].why];
+        PyObject *pair = Py_BuildValue("(is)", (int)c->code, c->reason);
+        if (!pair || PyModule_AddObject(module, closes[i].name, pair) < 0) {
+            Py_XDECREF(pair);
+            return -1;
+        }
+    }
     return 0;
 }
 

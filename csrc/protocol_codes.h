@@ -15,6 +15,13 @@
 #define SB_ERR_AUTH_REQUIRED   "auth_required"   /* a request before the auth message */
 #define SB_ERR_RATE_LIMITED    "rate_limited"    /* over the rate limit: the message was dropped */
 
+/* Per-client bounds, the same for network and in-process clients: replies other than
+ * metrics_update may queue up to this many bytes, past which the client is closed
+ * (SB_CLOSE_SLOW_CONSUMER); a client the server closes gets this many seconds to take its
+ * close frame (one that does not read never lets it be sent, and is then dropped). */
+#define SB_MAX_QUEUED_REPLY_BYTES (64 * 1024)
+#define SB_CLOSE_GRACE_S 5
+
 /* Close codes lws 4.1.6 has no name for. */
 #define SB_CLOSE_TRY_AGAIN_LATER 1013
 #define SB_CLOSE_AUTH_FAILED 4001

@@ -24,7 +24,7 @@ struct core_config {
     size_t max_message_size;
     int min_log_level;        /* Python level below which lines are not even queued */
     const char *static_dir;   /* dashboard files served over HTTP (copied), or NULL */
-    /* Security (SPEC section 4); everything is copied. */
+    /* Security (docs/realtime/SECURITY.md); everything is copied. */
     const unsigned char *jwt_secret; /* NULL: no authentication */
     size_t jwt_secret_len;
     const char *const *allowed_origins; /* NULL: every origin */

@@ -19,16 +19,10 @@
 #include "ticker.h"
 #include "timeutil.h"
 
-/* Replies other than metrics_update may queue up to this much per client before it is closed
- * 1008 as a slow consumer (the limits table of docs/realtime/SECURITY.md). */
-#define MAX_QUEUED_REPLY_BYTES (64 * 1024)
 /* Keepalive: a ping after 20 s without a pong, a drop 20 s after an unanswered ping (the
  * service's one timer calls session_keepalive for every connection once a second). */
 #define KEEPALIVE_PING_MS 20000
 #define KEEPALIVE_PONG_MS 20000
-/* A client closed by the server gets this long to take its close frame; one that does not
- * read never gets the writable callback that sends it, so lws then drops the connection. */
-#define CLOSE_GRACE_S 5
 /* A client with no token in its handshake has this long to send {"type":"auth"}. */
 #define AUTH_DEADLINE_US (5 * LWS_US_PER_SEC)
 
@@ -92,7 +86,7 @@ void session_close(struct session *s, enum sb_close_why why)
     lws_callback_on_writable(s->wsi);
     /* (On stop, the service's own deadline covers every connection at once.) */
     if (!s->svc->stopping)
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, CLOSE_GRACE_S);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, SB_CLOSE_GRACE_S);
 }
 
 static void close_out_of_memory(struct session *s)
@@ -103,7 +97,7 @@ static void close_out_of_memory(struct session *s)
 /* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008. */
 static void queue_reply(struct session *s, struct msgbuf *m)
 {
-    if (s->out_bytes + m->jb.len > MAX_QUEUED_REPLY_BYTES) {
+    if (s->out_bytes + m->jb.len > SB_MAX_QUEUED_REPLY_BYTES) {
         msgbuf_unref(m);
         s->svc->counters.closed_slow_consumer++;
         sb_log(s->svc->events, SB_WARNING, "client %llu (%s) is not reading its replies: closing",

@@ -13,6 +13,10 @@ EV_TICK_DONE: Final[int]
 EV_STOPPED: Final[int]
 LOG_TOPIC_SERVER: Final[int]
 LOG_TOPIC_AUTH: Final[int]
+MAX_QUEUED_REPLY_BYTES: Final[int]
+CLOSE_GRACE_S: Final[int]
+CLOSE_BAD_TOKEN: Final[tuple[int, str]]
+CLOSE_SLOW_CONSUMER: Final[tuple[int, str]]
 
 def verify_jwt(token: str, secret: bytes, now: float, /) -> bytes: ...
 def verify_jwt_user(token: str, secret: bytes, now: float, /) -> tuple[str, bytes]: ...

@@ -20,7 +20,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from session_buddy.realtime._core import InProcessSession
+from session_buddy.realtime._core import (
+    CLOSE_BAD_TOKEN,
+    CLOSE_GRACE_S,
+    CLOSE_SLOW_CONSUMER,
+    MAX_QUEUED_REPLY_BYTES,
+    InProcessSession,
+)
 from session_buddy.realtime._events import LogTopic, topic_logger
 from session_buddy.realtime._mount_auth import AuthRefused, authenticate_mounted
 from session_buddy.realtime._options import AnyLogger
@@ -28,13 +34,11 @@ from session_buddy.realtime._options import AnyLogger
 if TYPE_CHECKING:
     from session_buddy.realtime.server import RealTimeMetricsServer
 
-__all__ = ["CLOSE_GRACE_S", "MAX_QUEUED_REPLY_BYTES", "InProcessClients"]
+__all__ = ["InProcessClients"]
 
-# In-process clients are held to the network path's slow-consumer bounds: one unsent
-# metrics_update at most (a newer one replaces it), and replies up to this many bytes.
-MAX_QUEUED_REPLY_BYTES = 64 * 1024
-# A client dropped for not reading gets this long to take its close frame.
-CLOSE_GRACE_S = 5.0
+# In-process clients are held to the network path's slow-consumer bounds, taken from the C
+# side's one table: one unsent metrics_update at most (a newer one replaces it), replies up to
+# MAX_QUEUED_REPLY_BYTES, then CLOSE_SLOW_CONSUMER with CLOSE_GRACE_S to take the close frame.
 
 
 @dataclass(eq=False)
@@ -171,7 +175,7 @@ class InProcessClients:
         size = len(text.encode("utf-8", "surrogatepass"))
         if client.reply_bytes + size > MAX_QUEUED_REPLY_BYTES:
             self._log().warning("in-process client %s is not reading its replies: closing", describe(client.obj))
-            self._drop(client, 1008, "reply queue full")
+            self._drop(client, *CLOSE_SLOW_CONSUMER)
             settle(sent)
             return
         client.replies.append((text, size, sent))
@@ -348,7 +352,7 @@ class InProcessClients:
         if secret is not None:
             user = await self._authenticate(ws, messages, secret, session)
             if user is None:
-                await close_quietly(ws, 4001, "Authentication failed")
+                await close_quietly(ws, *CLOSE_BAD_TOKEN)
                 return
         client = self.register(ws, session)
         if user is not None:
