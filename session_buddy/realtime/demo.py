@@ -1,6 +1,6 @@
 """Synthetic skill traffic for `--demo`: realistic invocations, then an injected completion drop.
 
-Why the drop is detected within about two minutes of starting (SPEC section 3's rule, threshold 2):
+Why the drop is detected within about two minutes of starting (the detection rule of docs/realtime/WEBSOCKET_SERVER.md, "Anomaly detection", threshold 2):
 - The backfill gives the victim ("pytest-run", completion 0.95) 69 baseline invocations in
   [now-24h, now-1h), 3 of them failed: baseline mean 0.957, sample std ~0.20, so the alarm line is
   0.957 - 2 x 0.20 ~ 0.55. Every skill's history holds at least 2 failures, so no other skill's
