@@ -1,4 +1,4 @@
-"""JWT authentication over real sockets (SPEC section 4): the three token sources, every kind of
+"""JWT authentication over real sockets (docs/realtime/SECURITY.md): the three token sources, every kind of
 bad token, the 5 s window, what gets logged, and the counters. A bystander keeps its updates."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile input a network can send, each answered the way SPEC sections 2 and 4 say, with a
+"""Hostile input a network can send, each answered the way the protocol and security rules (docs/realtime/WEBSOCKET_SERVER.md, SECURITY.md) say, with a
 bystander client that must keep its updates: garbage before the handshake, a handshake that never
 ends, absurd JSON, hostile skill names, abrupt disconnects, and connection churn."""
 

@@ -246,7 +246,7 @@ async def test_two_servers_in_one_process_serve_their_own_db(server_factory, cli
     await _assert_refused(client_url(a))
 
 
-# ---- authentication without a secret (SPEC section 4: no built-in default) -----------------
+# ---- authentication without a secret (docs/realtime/SECURITY.md: no built-in default) -----------------
 
 
 @pytest.mark.parametrize("env", [None, "true", "TRUE", "1", "yes", "On"])

@@ -1,4 +1,4 @@
-"""The limits of SPEC section 4 over real sockets: max_clients at its default, allowed_origins,
+"""The limits of docs/realtime/SECURITY.md over real sockets: max_clients at its default, allowed_origins,
 the rate limit, and a client that stops reading while every update is ~200 KB. Each test also
 checks that well-behaved clients keep their pace, and that /metrics counted what happened."""
 
@@ -249,7 +249,7 @@ async def test_a_client_closed_for_its_reply_queue_leaves_promptly(server, clien
 
 
 async def test_keepalive_drops_a_client_that_never_answers_pings(server_factory) -> None:
-    """SPEC section 2: a ping every 20 s, a drop 20 s after an unanswered one. A `websockets`
+    """the wire protocol, docs/realtime/WEBSOCKET_SERVER.md: a ping every 20 s, a drop 20 s after an unanswered one. A `websockets`
     client answers by itself and stays; a raw client that answers nothing is dropped."""
     from rawws import OP_PING
 

@@ -1,4 +1,4 @@
-"""The network defaults of SPEC section 4 over real sockets: HTTP methods, /metrics behind auth,
+"""The network defaults of docs/realtime/SECURITY.md over real sockets: HTTP methods, /metrics behind auth,
 the Host check against DNS rebinding, the default origin policy, invalid close frames, HTTP/1.0
 upgrades, pending connections (bounded in time and number) and seats kept for clients."""
 

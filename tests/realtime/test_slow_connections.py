@@ -1,4 +1,4 @@
-"""Slow connections against a server short of descriptors (SPEC section 4, pending connections and
+"""Slow connections against a server short of descriptors (docs/realtime/SECURITY.md, pending connections and
 accept back-off), in a subprocess whose open-file limit is 64: slow POSTs that trickle one body
 byte every 2 s fill every descriptor, yet the server does not spin, writes a few lines, drops the
 slow ones by their deadline, and a legitimate client gets in within bounded time."""

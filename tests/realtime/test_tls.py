@@ -1,4 +1,4 @@
-"""TLS on the WebSocket port (SPEC section 4): wss:// with a self-signed certificate made by the
+"""TLS on the WebSocket port (docs/realtime/SECURITY.md): wss:// with a self-signed certificate made by the
 openssl command, plain ws:// refused cleanly, and bad certificate files raising at start()."""
 
 from __future__ import annotations

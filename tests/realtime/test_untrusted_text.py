@@ -1,4 +1,4 @@
-"""Untrusted text (SPEC section 4): bytes that a peer or the DB controls never break the event
+"""Untrusted text (docs/realtime/SECURITY.md): bytes that a peer or the DB controls never break the event
 path, never reach Python as text it cannot decode, and never forge a log line."""
 
 from __future__ import annotations
