@@ -1,4 +1,4 @@
-"""Assertions on the shape of wire-protocol messages (the wire protocol, docs/realtime/WEBSOCKET_SERVER.md), shared by test modules."""
+"""Assertions on the shape of wire-protocol messages (docs/realtime/WEBSOCKET_SERVER.md), shared by test modules."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def assert_anomaly_shape(anomaly: dict[str, Any]) -> None:
 
 
 def assert_metrics_update_shape(msg: dict[str, Any]) -> None:
-    """Exactly the fields and types of the wire protocol, docs/realtime/WEBSOCKET_SERVER.md, in a healthy (not stale) state."""
+    """Exactly the fields and types of the wire protocol (docs/realtime/WEBSOCKET_SERVER.md), in a healthy (not stale) state."""
     assert set(msg) == {"type", "seq", "timestamp", "data"}, sorted(msg)
     assert msg["type"] == "metrics_update"
     assert type(msg["seq"]) is int and msg["seq"] >= 0

@@ -140,7 +140,7 @@ class SeededDB:
         return rows
 
     def expected_entry(self, skill: str) -> dict[str, Any]:
-        """The `top_skills` entry the wire protocol, docs/realtime/WEBSOCKET_SERVER.md asks for, computed from the seed."""
+        """The `top_skills` entry that the wire protocol (docs/realtime/WEBSOCKET_SERVER.md) asks for, computed from the seed."""
         rows = self._rows(skill)
         window = [inv for inv, _ in rows if inv.age < 24 * H]
         done_window = [inv.duration for inv in window if inv.completed]
@@ -159,7 +159,7 @@ class SeededDB:
         }
 
     def expected_metrics(self, skill: str) -> dict[str, Any]:
-        """The `metrics_response.data` the wire protocol, docs/realtime/WEBSOCKET_SERVER.md asks for, computed from the seed."""
+        """The `metrics_response.data` that the wire protocol (docs/realtime/WEBSOCKET_SERVER.md) asks for, computed from the seed."""
         e = self.expected_entry(skill)
         return {
             "skill_name": skill,

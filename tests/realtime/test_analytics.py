@@ -22,7 +22,7 @@ def parse(ts: str) -> datetime:
 
 
 def reference(db: Path, now: datetime) -> dict[str, dict]:
-    """the database rules' (docs/realtime/WEBSOCKET_SERVER.md) figures, computed in Python from the raw rows."""
+    """The figures of the database rules (docs/realtime/WEBSOCKET_SERVER.md), computed in Python from the raw rows."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT skill_name, invoked_at, completed, duration_seconds FROM skill_invocation").fetchall()
     out: dict[str, dict] = {}

@@ -249,7 +249,7 @@ async def test_a_client_closed_for_its_reply_queue_leaves_promptly(server, clien
 
 
 async def test_keepalive_drops_a_client_that_never_answers_pings(server_factory) -> None:
-    """the wire protocol, docs/realtime/WEBSOCKET_SERVER.md: a ping every 20 s, a drop 20 s after an unanswered one. A `websockets`
+    """Keepalive (docs/realtime/WEBSOCKET_SERVER.md): a ping every 20 s, a drop 20 s after an unanswered one. A `websockets`
     client answers by itself and stays; a raw client that answers nothing is dropped."""
     from rawws import OP_PING
 

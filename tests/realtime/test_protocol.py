@@ -1,4 +1,4 @@
-"""Wire protocol v1 (the wire protocol, docs/realtime/WEBSOCKET_SERVER.md): every client message and its reply, every error code
+"""Wire protocol v1 (docs/realtime/WEBSOCKET_SERVER.md): every client message and its reply, every error code
 reachable without auth, fragmentation, binary frames, message size and client limits."""
 
 from __future__ import annotations
