@@ -46,7 +46,8 @@ class _Lifecycle:
         self.starting: asyncio.Future[None] | None = None
         self.first_snapshot: asyncio.Future[None] | None = None
         self.stopped: asyncio.Future[None] | None = None
-        self.stopping = False
+        # Set while a stop() is under way, so that a second stop() waits for it.
+        self.stopping: asyncio.Future[None] | None = None
 
 
 def _settle(fut: asyncio.Future[None] | None) -> None:
@@ -234,7 +235,12 @@ class RealTimeMetricsServer(ServerBase):
     async def start(self) -> None:
         """Bind, start the service thread, and return once listening with the first snapshot built."""
         state = self._state
-        if self.running or state.starting is not None:
+        if state.starting is not None:
+            # Another task is starting it: return when it is up, as that task will.
+            await asyncio.shield(state.starting)
+            if not self.running:
+                raise RuntimeError("the server failed to start in a concurrent start() call")
+        if self.running:
             self._log().warning("start() called on a server that is already running")
             return
         loop = asyncio.get_running_loop()
@@ -254,7 +260,6 @@ class RealTimeMetricsServer(ServerBase):
         await loop.run_in_executor(None, ensure_database, self.db_path)
         self._port = self.start_core(config)
         state.loop = loop
-        state.stopping = False
         state.stopped = loop.create_future()
         state.first_snapshot = loop.create_future()
         state.fd = self.event_fd
@@ -283,14 +288,18 @@ class RealTimeMetricsServer(ServerBase):
             await asyncio.shield(state.starting)
             if not self.running:
                 return  # that start failed or was cancelled, and its caller was told
-        if not self.running or state.stopping:
+        if state.stopping is not None:
+            # Another task is stopping it: return once it is down (port released, threads joined).
+            await asyncio.shield(state.stopping)
+        if not self.running:
             self._log().warning("stop() called on a server that is not running")
             return
         await self._stop()
 
     async def _stop(self) -> None:
         state = self._state
-        state.stopping = True
+        assert state.loop is not None
+        state.stopping = state.loop.create_future()
         try:
             self.request_stop()
             if state.stopped is not None:
@@ -308,7 +317,8 @@ class RealTimeMetricsServer(ServerBase):
                 if not fut.done():
                     fut.set_exception(RuntimeError("server stopped"))
             state.tick_waiters.clear()
-            state.stopping = False
+            _settle(state.stopping)
+            state.stopping = None
             self._log().info("real-time metrics server stopped")
 
     async def __aenter__(self) -> RealTimeMetricsServer:

@@ -333,6 +333,38 @@ async def test_stop_right_after_create_task_start_stops_it(seeded_db, warm_execu
     await server.stop()
 
 
+async def test_a_start_that_meets_a_start_under_way_returns_once_the_server_is_up(seeded_db) -> None:
+    server = RealTimeMetricsServer(port=0, db_path=seeded_db.path, update_interval=0.2)
+    try:
+        first = asyncio.create_task(server.start())
+        await asyncio.sleep(0)  # the first start() is now under way
+        await server.start()
+        # This caller may use the server at once, as the first caller will.
+        assert server.running is True
+        assert server.port != 0
+        await _assert_serves(server)
+        await first
+    finally:
+        await server.stop()
+
+
+async def test_a_stop_that_meets_a_stop_under_way_returns_once_the_server_is_down(seeded_db) -> None:
+    port = free_port()
+    server = RealTimeMetricsServer(host="127.0.0.1", port=port, db_path=seeded_db.path, update_interval=0.2)
+    await server.start()
+    first = asyncio.create_task(server.stop())
+    await asyncio.sleep(0)  # the first stop() is now under way
+    await asyncio.wait_for(server.stop(), 10)
+    # The port is released and the threads are joined when this call returns, not later.
+    assert server.running is False
+    await _assert_refused(f"ws://127.0.0.1:{port}")
+    await first
+    # And it starts again on the same port.
+    await server.start()
+    await _assert_serves(server)
+    await server.stop()
+
+
 async def test_a_second_start_during_a_start_is_a_warning(seeded_db, caplog) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     server = RealTimeMetricsServer(port=0, db_path=seeded_db.path, update_interval=0.2)
