@@ -71,6 +71,16 @@ static PyObject *utf8_or_none(const char *s, size_t len)
 
 /* Run the dispatcher on one message, applying the subscription it asks for.  Returns the reply
  * (str or None) and fills *res (the caller frees it), or NULL with an exception set. */
+/* A garbage collection that cleared this session (tp_clear) leaves it without its server: it
+ * then raises instead of using a NULL.  Returns 0, or -1 with RuntimeError set. */
+static int require_server(SessionObject *self)
+{
+    if (self->server)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "this in-process session was cleared");
+    return -1;
+}
+
 static PyObject *run_dispatch(SessionObject *self, PyObject *message, int auth_pending,
                               struct dispatch_result *res)
 {
@@ -81,7 +91,7 @@ static PyObject *run_dispatch(SessionObject *self, PyObject *message, int auth_p
     int rc = 0;
 
     memset(res, 0, sizeof(*res));
-    if (message_bytes(message, &data, &len, &encoded) < 0)
+    if (require_server(self) < 0 || message_bytes(message, &data, &len, &encoded) < 0)
         return NULL;
     if (jb_init(&reply, 0, 256) < 0) {
         Py_XDECREF(encoded);
@@ -171,6 +181,8 @@ static PyObject *session_subscribe(SessionObject *self, PyObject *skill)
 
 static PyObject *session_update(SessionObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (require_server(self) < 0)
+        return NULL;
     if (!self->subscribed)
         Py_RETURN_NONE;
     return sb_server_update_text(self->server, self->skill);

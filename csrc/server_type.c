@@ -233,6 +233,9 @@ PyObject *sb_server_update_text(ServerObject *self, PyObject *skill)
         snapshot_unref(snap);
         return PyErr_NoMemory();
     }
+    /* name points into skill's UTF-8 buffer: hold skill while the GIL is released, so that
+     * another thread replacing the caller's reference (a session's subscribe) cannot free it. */
+    Py_INCREF(skill);
     Py_BEGIN_ALLOW_THREADS
     snapshot_write_update(snap, name, (size_t)len, &b);
     Py_END_ALLOW_THREADS
@@ -242,6 +245,7 @@ PyObject *sb_server_update_text(ServerObject *self, PyObject *skill)
     if (text && self->cache && snap == self->cache_snap &&
         PyDict_SetItem(self->cache, skill, text) < 0)
         Py_CLEAR(text);
+    Py_DECREF(skill);
     snapshot_unref(snap);
     return text;
 }
