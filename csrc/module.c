@@ -10,32 +10,43 @@
 #include "protocol_codes.h"
 #include "server_type.h"
 
-/* verify_jwt(token, secret, now) -> payload bytes; ValueError(reason) when the token is refused.
- * The same verifier the service thread runs on every handshake. */
-static PyObject *core_verify_jwt(PyObject *Py_UNUSED(module), PyObject *args)
+/* The arguments (token, secret, now) of both verify functions, verified with the GIL released.
+ * Returns 0 with claims filled (the caller frees them), or -1 with an exception set:
+ * ValueError(reason) when the token is refused. */
+static int verify_args(PyObject *args, const char *format, struct jwt_claims *claims)
 {
     const char *token, *secret;
     Py_ssize_t token_len, secret_len;
     double now;
-    struct jwt_claims claims;
 
-    if (!PyArg_ParseTuple(args, "s#y#d:verify_jwt", &token, &token_len, &secret, &secret_len, &now))
-        return NULL;
+    if (!PyArg_ParseTuple(args, format, &token, &token_len, &secret, &secret_len, &now))
+        return -1;
     if (secret_len == 0) {
         PyErr_SetString(PyExc_ValueError, "the secret must not be empty");
-        return NULL;
+        return -1;
     }
     enum jwt_status st;
     Py_BEGIN_ALLOW_THREADS
     st = jwt_verify(token, (size_t)token_len, (const unsigned char *)secret, (size_t)secret_len,
-                    now, &claims);
+                    now, claims);
     Py_END_ALLOW_THREADS
-    if (st == JWT_NOMEM)
-        return PyErr_NoMemory();
+    if (st == JWT_NOMEM) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (st != JWT_OK) {
         PyErr_SetString(PyExc_ValueError, jwt_status_text(st));
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+/* verify_jwt(token, secret, now) -> payload bytes of a valid HS256 token. */
+static PyObject *core_verify_jwt(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    struct jwt_claims claims;
+    if (verify_args(args, "s#y#d:verify_jwt", &claims) < 0)
+        return NULL;
     PyObject *payload = PyBytes_FromStringAndSize(claims.payload, (Py_ssize_t)claims.payload_len);
     jwt_claims_free(&claims);
     return payload;
@@ -46,29 +57,9 @@ static PyObject *core_verify_jwt(PyObject *Py_UNUSED(module), PyObject *args)
  * the payload JSON; ValueError(reason) when the token is refused. */
 static PyObject *core_verify_jwt_user(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    const char *token, *secret;
-    Py_ssize_t token_len, secret_len;
-    double now;
     struct jwt_claims claims;
-
-    if (!PyArg_ParseTuple(args, "s#y#d:verify_jwt_user", &token, &token_len, &secret, &secret_len,
-                          &now))
+    if (verify_args(args, "s#y#d:verify_jwt_user", &claims) < 0)
         return NULL;
-    if (secret_len == 0) {
-        PyErr_SetString(PyExc_ValueError, "the secret must not be empty");
-        return NULL;
-    }
-    enum jwt_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = jwt_verify(token, (size_t)token_len, (const unsigned char *)secret, (size_t)secret_len,
-                    now, &claims);
-    Py_END_ALLOW_THREADS
-    if (st == JWT_NOMEM)
-        return PyErr_NoMemory();
-    if (st != JWT_OK) {
-        PyErr_SetString(PyExc_ValueError, jwt_status_text(st));
-        return NULL;
-    }
     PyObject *user = PyUnicode_DecodeUTF8(claims.user_id, (Py_ssize_t)strlen(claims.user_id),
                                           "replace");
     PyObject *out = user ? Py_BuildValue("(Oy#)", user, claims.payload,

@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import json
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -233,15 +233,22 @@ class InProcessClients:
         if subscriber.running is not None and not subscriber.running.done():
             subscriber.pending = payload  # the previous call still runs: it gets the latest next
             return
+        result = self._call_subscriber(subscriber, payload)
+        if result is not None:
+            subscriber.running = self._spawn(self._await_subscriber(subscriber, result))
+
+    def _call_subscriber(self, subscriber: _Subscriber, payload: dict[str, Any]) -> Awaitable[Any] | None:
+        """Call it once; its awaitable if it returned one, else None (exceptions are logged)."""
         try:
             result = subscriber.callback(payload)
         except Exception:
             self._log().exception("metrics subscriber %r raised", subscriber.callback)
-            return
-        if inspect.isawaitable(result):
-            subscriber.running = self._spawn(self._await_subscriber(subscriber, result))
+            return None
+        return result if inspect.isawaitable(result) else None
 
-    async def _await_subscriber(self, subscriber: _Subscriber, result: Any) -> None:
+    async def _await_subscriber(self, subscriber: _Subscriber, result: Awaitable[Any]) -> None:
+        """Await an async subscriber's call, then call it again with the latest payload that
+        arrived meanwhile (one call at a time, conflated), until none is pending."""
         while True:
             try:
                 await result
@@ -250,13 +257,10 @@ class InProcessClients:
             payload, subscriber.pending = subscriber.pending, None
             if payload is None or subscriber not in self._subscribers:
                 return
-            try:
-                result = subscriber.callback(payload)
-            except Exception:
-                self._log().exception("metrics subscriber %r raised", subscriber.callback)
+            next_result = self._call_subscriber(subscriber, payload)
+            if next_result is None:
                 return
-            if not inspect.isawaitable(result):
-                return
+            result = next_result
 
     # ---- protocol messages ----
 
