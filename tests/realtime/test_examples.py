@@ -61,7 +61,7 @@ def update_lines(out: str) -> list[str]:
 async def test_node_client_prints_count_updates_and_exits_zero(server, seeded_db) -> None:
     rc, out, err = await run_node(client_url(server), "--count", "2")
     assert rc == 0, err
-    assert out.splitlines()[0].startswith(f"connected to {client_url(server)} (protocol 1.0)")
+    assert out.splitlines()[0].startswith(f"connected to {client_url(server)} (protocol 1.1)")
     lines = update_lines(out)
     assert len(lines) == 2, out
     seqs = [int(line.split()[0][1:]) for line in lines]
