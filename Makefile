@@ -9,7 +9,7 @@ PY          := $(VENV)/bin/python
 # openssl: test certificates; chromium + chromium-driver: the dashboard's browser test;
 # nodejs + node-ws: the Node example and the Node fan-out baseline.
 APT_PACKAGES := gcc make pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev \
-                libsqlite3-dev libssl-dev openssl chromium chromium-driver nodejs node-ws
+                libsqlite3-dev libssl-dev zlib1g-dev openssl chromium chromium-driver nodejs node-ws
 INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
