@@ -16,6 +16,7 @@
 typedef struct {
     PyObject_HEAD
     struct server_core *core;      /* NULL unless running */
+    char epoch[SB_EPOCH_LEN + 1];  /* the epoch of the last start, "" before the first */
     struct snapshot *cache_snap;   /* the snapshot `cache` was built from (a reference), or NULL */
     PyObject *cache;               /* dict: skill (str, or None for all) -> metrics_update text */
     PyObject *weakrefs;
@@ -29,9 +30,18 @@ int sb_server_type_add(PyObject *module, module_state *st);
  * Built once per snapshot and subscription, and shared by every caller until the next one. */
 PyObject *sb_server_update_text(ServerObject *self, PyObject *skill);
 
+/* The metrics_update text of snap for skill (a str, or None for all skills): cached like
+ * sb_server_update_text when snap is the latest, else built for this call.  A new reference, or
+ * NULL with an exception set. */
+PyObject *sb_server_snapshot_text(ServerObject *self, struct snapshot *snap, PyObject *skill);
+
 /* The latest snapshot (a reference the caller releases), or NULL when not running or before the
  * first tick. */
 struct snapshot *sb_server_latest(ServerObject *self);
+
+/* The epoch of the running server, or of the last run once stopped; NULL before the first
+ * start. */
+const char *sb_server_epoch(const ServerObject *self);
 
 /* b's text as a str (invalid UTF-8 replaced), freeing b: a new reference, or NULL with
  * MemoryError when b ran out of memory while being written. */

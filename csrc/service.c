@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pmd_extension.h"
+#include "ticker.h"
 #include "timeutil.h"
 
 /* Zero: lws schedules no per-connection ping or hangup timers (see create_context). */
@@ -408,6 +409,7 @@ int service_start(struct service *svc, const struct service_config *cfg,
     svc->cfg = *cfg;
     svc->events = events;
     svc->ticker = ticker;
+    svc->fan.recovery = ticker->recovery;
     svc->started_ms = now_unix_ms();
     pthread_mutex_init(&svc->lock, NULL);
     pthread_cond_init(&svc->state_changed, NULL);

@@ -1,6 +1,7 @@
 /* snapshot.c - ranking, lookup, reference counting and serialisation of tick snapshots. */
 #include "snapshot.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,6 @@ void metrics_unref(struct metrics *m)
         return;
     skill_stats_free_array(m->skills, m->n_skills);
     anomaly_free_array(m->anomalies, m->n_anomalies);
-    prom_view_unref(m->prom);
     free(m->by_name);
     free(m);
 }
@@ -126,8 +126,8 @@ const struct skill_stats *metrics_find(const struct metrics *m, const char *name
     return NULL;
 }
 
-struct snapshot *snapshot_new(struct metrics *m, uint64_t seq, int64_t taken_ms, int stale,
-                              size_t top_n)
+struct snapshot *snapshot_new(struct metrics *m, const char *epoch, uint64_t seq,
+                              int64_t taken_ms, int stale, size_t top_n)
 {
     struct snapshot *s = calloc(1, sizeof(*s));
     if (!s)
@@ -135,6 +135,8 @@ struct snapshot *snapshot_new(struct metrics *m, uint64_t seq, int64_t taken_ms,
     metrics_ref(m);
     s->refs = 1;
     s->seq = seq;
+    memcpy(s->epoch, epoch, SB_EPOCH_LEN);
+    s->epoch[SB_EPOCH_LEN] = '\0';
     s->taken_ms = taken_ms;
     s->stale = stale;
     s->top_n = top_n;
@@ -152,7 +154,23 @@ void snapshot_unref(struct snapshot *s)
     if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     metrics_unref(s->metrics);
+    prom_view_unref(s->prom);
     free(s);
+}
+
+size_t snapshot_heap_bytes(const struct snapshot *s, int with_metrics)
+{
+    const struct metrics *m = s->metrics;
+    size_t bytes = malloc_usable_size((void *)s);
+    if (!with_metrics)
+        return bytes;
+    bytes += malloc_usable_size((void *)m) + malloc_usable_size(m->skills) +
+             malloc_usable_size(m->by_name) + malloc_usable_size(m->anomalies);
+    for (size_t i = 0; i < m->n_skills; i++)
+        bytes += malloc_usable_size(m->skills[i].name);
+    for (size_t i = 0; i < m->n_anomalies; i++)
+        bytes += malloc_usable_size(m->anomalies[i].skill_name);
+    return bytes;
 }
 
 /* The one mapping between anomaly types and their names (the DB and the wire use the same). */
@@ -250,6 +268,8 @@ void snapshot_write_update(const struct snapshot *s, const char *skill, size_t s
     iso_format_ms(s->taken_ms, iso);
     jb_lit(out, "{\"type\":\"metrics_update\",\"seq\":");
     jb_int(out, (long long)s->seq);
+    jb_lit(out, ",\"epoch\":");
+    jb_cstr(out, s->epoch);
     jb_lit(out, ",\"timestamp\":");
     jb_cstr(out, iso);
     jb_lit(out, ",\"data\":{\"top_skills\":[");
