@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "msgbuf.h"
+#include "pmdeflate.h"
 #include "snapshot.h"
 
 struct session;
@@ -14,12 +15,14 @@ struct fanout_group;
 /*
  * Clients with the same subscription ("all skills", or one skill) form a group, and a group's
  * metrics_update is serialised at most once per snapshot: every member is sent the same frame.
- * This is the place for work done once per group and tick (the shared permessage-deflate
- * frame goes into fanout_claim's frame).  Service thread only, except where noted.
+ * Members that agreed to permessage-deflate get a frame compressed at most once per group,
+ * snapshot and window size, shared the same way (pmdeflate.h).  Service thread only, except
+ * where noted.
  */
 struct fanout {
-    struct fanout_group *groups;  /* distinct subscriptions, each with its cached frame */
+    struct fanout_group *groups;  /* distinct subscriptions, each with its cached frames */
     struct snapshot *current;     /* what every update is built from; NULL before the first */
+    struct pmd_compressor zip;    /* the server's deflaters, one per window size in use */
     struct recovery *recovery;    /* where a resuming session's missed updates come from */
 };
 
@@ -28,6 +31,7 @@ struct fanout {
 struct fanout_sub {
     struct fanout_group *group;
     uint64_t sent_seq;
+    uint8_t deflate_bits;  /* 0: plain frames; else compressed ones, with at most this window */
     int replaying;                /* resumed: every snapshot after sent_seq is owed, in order */
 };
 
@@ -77,7 +81,8 @@ void fanout_resume_after(struct fanout_sub *sub, uint64_t seq);
 uint64_t fanout_publish(struct fanout *f, struct snapshot *s, struct session *sessions,
                         int deliver);
 
-/* Free whatever is left (groups without members cannot remain; the current snapshot). */
+/* Free whatever is left (groups without members cannot remain; the current snapshot; the
+ * deflaters). */
 void fanout_release(struct fanout *f);
 
 #endif
