@@ -409,7 +409,12 @@ static struct snapshot *build_snapshot(struct ticker *t)
                 return NULL;
         }
     }
-    return snapshot_new(t->last_good, ++t->seq, now, stale, t->top_n);
+    uint64_t seq = ++t->seq;
+    /* Stale figures are the last good ones again: no anomaly came or went that we know of. */
+    if (!stale && anomaly_watch_update(&t->watch, t->last_good->anomalies,
+                                       t->last_good->n_anomalies, seq, t->events) < 0)
+        sb_log(t->events, SB_WARNING, "out of memory reporting anomaly changes; retrying next tick");
+    return snapshot_new(t->last_good, seq, now, stale, t->top_n);
 }
 
 static void add_us(struct timespec *ts, int64_t us)
@@ -525,6 +530,7 @@ void ticker_destroy(struct ticker *t)
     prom_free(t->prom);
     t->prom = NULL;
     clear_active(t);
+    anomaly_watch_clear(&t->watch);
     metrics_unref(t->last_good);
     t->last_good = NULL;
     dbr_close(&t->reader);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "analytics.h"
+#include "anomaly_watch.h"
 #include "db_reader.h"
 #include "event_queue.h"
 #include "prom_metrics.h"
@@ -71,6 +72,7 @@ struct ticker {
     struct prom_engine *prom;     /* session-buddy's Prometheus figures; set with engine */
     struct active_anomaly *active;
     size_t n_active;
+    struct anomaly_watch watch;   /* the broadcast anomaly set, for webhooks */
     struct metrics *last_good;
     uint64_t seq;
     int in_outage;
