@@ -21,6 +21,8 @@ from session_buddy.realtime._events import EventKind, LogTopic, min_log_level, t
 from session_buddy.realtime._inprocess import InProcessClients
 from session_buddy.realtime._options import AnyLogger, ServerOptions, server_options
 from session_buddy.realtime._startup import core_config, effective_secret, ensure_database, raise_fd_limit
+from session_buddy.realtime._webhook_store import store_path
+from session_buddy.realtime.webhooks import WebhookDispatcher
 
 __all__ = ["NetworkClient", "RealTimeMetricsServer"]
 
@@ -61,7 +63,7 @@ class RealTimeMetricsServer(ServerBase):
     RealTimeMetricsServer(host='localhost', port=8765, db_path=None, update_interval=1.0,
     require_auth=False, *, max_clients=100, max_message_size=65536, allowed_origins=None,
     ssl_certfile=None, ssl_keyfile=None, jwt_secret=None, anomaly_threshold=2.0, top_n=10,
-    record_anomalies=True, logger=None, allowed_hosts=None, max_pending=256)
+    record_anomalies=True, logger=None, allowed_hosts=None, max_pending=256, webhooks=None)
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class RealTimeMetricsServer(ServerBase):
         logger: AnyLogger | None = None,
         allowed_hosts: Any = None,
         max_pending: int = 256,
+        webhooks: Any = None,
     ) -> None:
         if self.running:
             raise RuntimeError("cannot re-initialise a running server")
@@ -93,12 +96,13 @@ class RealTimeMetricsServer(ServerBase):
             max_message_size=max_message_size, allowed_origins=allowed_origins,
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, jwt_secret=jwt_secret,
             anomaly_threshold=anomaly_threshold, top_n=top_n, record_anomalies=record_anomalies,
-            logger=logger, allowed_hosts=allowed_hosts, max_pending=max_pending,
+            logger=logger, allowed_hosts=allowed_hosts, max_pending=max_pending, webhooks=webhooks,
         )
         self._port = self._options.port
         self._storage: Any = None
         self._state = _Lifecycle()
         self._inprocess = InProcessClients(self)
+        self._webhooks: WebhookDispatcher | None = None
 
     # ---- attributes ----
 
@@ -183,6 +187,20 @@ class RealTimeMetricsServer(ServerBase):
         return self._options.max_pending
 
     @property
+    def webhooks(self) -> tuple[Any, ...]:
+        """The webhook endpoints (WebhookEndpoint records; their repr shows no URL or secret)."""
+        return self._options.webhooks
+
+    @property
+    def dashboard_url(self) -> str:
+        """http://host:port/ (https:// with TLS): the dashboard that webhook events link to."""
+        return self.url.replace("ws", "http", 1) + "/"
+
+    def _stream_epoch(self) -> str | None:
+        """The epoch webhook events carry with their seq: the one place that reads it."""
+        return getattr(self, "epoch", None)
+
+    @property
     def url(self) -> str:
         """ws://host:port (wss:// with TLS) of the server."""
         host = self.host
@@ -258,7 +276,18 @@ class RealTimeMetricsServer(ServerBase):
         config = core_config(self._options, secret, min_log_level(self.logger))
         raise_fd_limit(self._log())
         await loop.run_in_executor(None, ensure_database, self.db_path)
-        self._port = self.start_core(config)
+        if self._options.webhooks:
+            # Before the core starts, so that the first snapshot's anomaly set finds it open.
+            self._webhooks = WebhookDispatcher(
+                self._options.webhooks, store_path(self.db_path), self._log())
+            self._webhooks.open()
+        try:
+            self._port = self.start_core(config)
+        except BaseException:
+            await self._close_webhooks()
+            raise
+        if self._webhooks is not None:
+            self._webhooks.set_urls(self.url, self.dashboard_url)
         state.loop = loop
         state.stopped = loop.create_future()
         state.first_snapshot = loop.create_future()
@@ -301,6 +330,8 @@ class RealTimeMetricsServer(ServerBase):
         assert state.loop is not None
         state.stopping = state.loop.create_future()
         try:
+            if self._webhooks is not None:
+                self._webhooks.cancel()  # attempts in flight must not hold stop() up
             self.request_stop()
             if state.stopped is not None:
                 try:
@@ -313,6 +344,9 @@ class RealTimeMetricsServer(ServerBase):
             for kind, level, value, text in self.finish_stop():
                 if kind == EventKind.LOG:
                     topic_logger(self.logger, value).log(level, "%s", text)
+                elif kind == EventKind.ANOMALIES and self._webhooks is not None:
+                    self._webhooks.on_anomalies(value, self._stream_epoch(), text)
+            await self._close_webhooks()
             for _, fut in state.tick_waiters:
                 if not fut.done():
                     fut.set_exception(RuntimeError("server stopped"))
@@ -333,6 +367,11 @@ class RealTimeMetricsServer(ServerBase):
     ) -> None:
         await self.stop()
 
+    async def _close_webhooks(self) -> None:
+        if self._webhooks is not None:
+            await self._webhooks.close()
+            self._webhooks = None
+
     def _detach_reader(self) -> None:
         state = self._state
         if state.loop is not None and state.fd is not None and not state.loop.is_closed():
@@ -352,6 +391,8 @@ class RealTimeMetricsServer(ServerBase):
                 _settle(state.first_snapshot)
             elif kind == EventKind.TICK_DONE:
                 tick_done = value
+            elif kind == EventKind.ANOMALIES and self._webhooks is not None:
+                self._webhooks.on_anomalies(value, self._stream_epoch(), text)
             elif kind == EventKind.STOPPED:
                 _settle(state.stopped)
                 _settle(state.first_snapshot)
