@@ -102,6 +102,28 @@ def standard_headers(key: bytes, msg_id: str, timestamp: int, body: str) -> dict
     return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": f"v1,{signature}"}
 
 
+class _RedactEndpoints(logging.Filter):
+    """httpx logs every request's URL at INFO ("HTTP Request: POST https://…"), and a webhook URL
+    may carry its secret (a Slack URL is one).  Installed on the `httpx` logger, this rewrites
+    each configured URL to its endpoint key before any handler sees the line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.urls:
+            message = record.getMessage()
+            for url, key in self.urls.items():
+                message = message.replace(url, f"<webhook {key}>")
+            record.msg, record.args = message, ()
+        return True
+
+
+_REDACT = _RedactEndpoints()
+logging.getLogger("httpx").addFilter(_REDACT)
+
+
 def _new_msg_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
@@ -147,6 +169,7 @@ class WebhookDispatcher:
     def open(self) -> None:
         """Open the queue and start one worker per endpoint (undelivered events go out at once)."""
         self._store = WebhookStore(self.path)
+        _REDACT.urls.update({ep.url: ep.key for ep in self.endpoints})
         self._active = self._store.active_anomalies()
         for ep in self.endpoints:
             self._refresh(ep.key)
@@ -263,6 +286,7 @@ class WebhookDispatcher:
 
 async def send_test(ep: WebhookEndpoint, server_url: str = "", dashboard_url: str = "") -> str | None:
     """POST one `webhook.test` event to ep, once.  None when it answered 2xx, else why not."""
+    _REDACT.urls[ep.url] = ep.key
     now = time.time()
     data = {"message": "session-buddy webhook test", "url": server_url, "dashboard_url": dashboard_url}
     async with _client() as client:
