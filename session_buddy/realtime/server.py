@@ -196,10 +196,6 @@ class RealTimeMetricsServer(ServerBase):
         """http://host:port/ (https:// with TLS): the dashboard that webhook events link to."""
         return self.url.replace("ws", "http", 1) + "/"
 
-    def _stream_epoch(self) -> str | None:
-        """The epoch webhook events carry with their seq: the one place that reads it."""
-        return getattr(self, "epoch", None)
-
     @property
     def url(self) -> str:
         """ws://host:port (wss:// with TLS) of the server."""
@@ -345,7 +341,7 @@ class RealTimeMetricsServer(ServerBase):
                 if kind == EventKind.LOG:
                     topic_logger(self.logger, value).log(level, "%s", text)
                 elif kind == EventKind.ANOMALIES and self._webhooks is not None:
-                    self._webhooks.on_anomalies(value, self._stream_epoch(), text)
+                    self._webhooks.on_anomalies(value, self.epoch, text)
             await self._close_webhooks()
             for _, fut in state.tick_waiters:
                 if not fut.done():
@@ -392,7 +388,7 @@ class RealTimeMetricsServer(ServerBase):
             elif kind == EventKind.TICK_DONE:
                 tick_done = value
             elif kind == EventKind.ANOMALIES and self._webhooks is not None:
-                self._webhooks.on_anomalies(value, self._stream_epoch(), text)
+                self._webhooks.on_anomalies(value, self.epoch, text)
             elif kind == EventKind.STOPPED:
                 _settle(state.stopped)
                 _settle(state.first_snapshot)

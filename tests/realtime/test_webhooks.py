@@ -85,7 +85,7 @@ async def test_detected_then_resolved_reach_the_receiver_signed(server_factory, 
     assert data["baseline_value"] == pytest.approx(0.9) and data["observed_value"] == pytest.approx(0.25)
     assert data["deviation_score"] < -2 and data["detected_at"].endswith("Z")
     assert data["url"] == server.url and data["dashboard_url"] == server.dashboard_url
-    assert data["seq"] == 1 and "epoch" in data
+    assert data["seq"] == 1 and data["epoch"] == server.epoch and len(server.epoch) == 16
     assert detected.headers["webhook-id"].startswith("msg_")
 
     clear_drop(db)
@@ -94,6 +94,7 @@ async def test_detected_then_resolved_reach_the_receiver_signed(server_factory, 
     payload = verify(resolved)
     assert payload["type"] == "anomaly.resolved"
     assert payload["data"]["skill_name"] == "mypy" and payload["data"]["seq"] == 2
+    assert payload["data"]["epoch"] == server.epoch
     assert payload["data"]["resolved_at"].endswith("Z")
     assert resolved.headers["webhook-id"] != detected.headers["webhook-id"]
     await wait_until(lambda: store_depth(db) == 0, message="the queue to empty")
