@@ -275,7 +275,7 @@ class RealTimeMetricsServer(ServerBase):
         if self._options.webhooks:
             # Before the core starts, so that the first snapshot's anomaly set finds it open.
             self._webhooks = WebhookDispatcher(
-                self._options.webhooks, store_path(self.db_path), self._log())
+                self._options.webhooks, store_path(self.db_path), self._log(), self.set_webhook_stats)
             self._webhooks.open()
         try:
             self._port = self.start_core(config)
@@ -284,6 +284,7 @@ class RealTimeMetricsServer(ServerBase):
             raise
         if self._webhooks is not None:
             self._webhooks.set_urls(self.url, self.dashboard_url)
+            self._webhooks.publish_stats()  # the figures gathered before the core existed
         state.loop = loop
         state.stopped = loop.create_future()
         state.first_snapshot = loop.create_future()

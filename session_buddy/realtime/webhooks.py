@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -154,8 +155,11 @@ async def _post(client: httpx.AsyncClient, ep: WebhookEndpoint, msg_id: str, bod
 class WebhookDispatcher:
     """The webhooks of one running server: open() before the core starts, close() on stop."""
 
-    def __init__(self, endpoints: tuple[WebhookEndpoint, ...], path: Path, logger: Any) -> None:
+    def __init__(self, endpoints: tuple[WebhookEndpoint, ...], path: Path, logger: Any,
+                 publish: Callable[[list[tuple[str, int, int, int, int, int, int, float]]], None]) -> None:
+        """publish(rows) receives every endpoint's figures after each change (for /metrics)."""
         self.endpoints = endpoints
+        self._publish = publish
         self.path = path
         self._log = logger
         self._server_url = ""
@@ -239,6 +243,12 @@ class WebhookDispatcher:
         st = self._stats[key]
         st.depth, oldest = self._store.depth(key)
         st.oldest_created = oldest or 0.0
+        self.publish_stats()
+
+    def publish_stats(self) -> None:
+        """Hand every endpoint's figures to publish()."""
+        self._publish([(k, s.deliveries, s.failures, s.retries, s.expired, s.overflowed, s.depth,
+                        s.oldest_created) for k, s in self._stats.items()])
 
     async def _worker(self, ep: WebhookEndpoint) -> None:
         async with _client() as client:

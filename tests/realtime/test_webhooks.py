@@ -13,11 +13,13 @@ import signal
 import sqlite3
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from webhook_receiver import Received, Receiver
@@ -100,9 +102,19 @@ async def test_detected_then_resolved_reach_the_receiver_signed(server_factory, 
     await wait_until(lambda: store_depth(db) == 0, message="the queue to empty")
 
 
+def endpoint_key(receiver: Receiver) -> str:
+    """How the server names the receiver's endpoint: a short hash of its URL."""
+    return hashlib.sha256(receiver.url.encode()).hexdigest()[:12]
+
+
+def http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return resp.read().decode()  # type: ignore[no-any-return]
+
+
 def store_depth(db: Path, receiver: Receiver | None = None) -> int:
     """Undelivered events in the webhook file beside db (for one receiver's endpoint, or all)."""
-    where, args = ("WHERE endpoint = ?", (hashlib.sha256(receiver.url.encode()).hexdigest()[:12],)) if receiver else ("", ())
+    where, args = ("WHERE endpoint = ?", (endpoint_key(receiver),)) if receiver else ("", ())
     with sqlite3.connect(db.with_name(db.name + ".webhooks.sqlite3")) as conn:
         return int(conn.execute(f"SELECT count(*) FROM delivery {where}", args).fetchone()[0])
 
@@ -122,6 +134,19 @@ async def test_retries_keep_the_id_the_order_and_back_off(server_factory, receiv
     assert len({g.headers["webhook-id"] for g in got[:3]}) == 1
     # retry_base 0.2 s, doubling, jitter in [0.5, 1]: at least 0.1 s, then at least 0.2 s.
     assert got[1].at - got[0].at >= 0.1 and got[2].at - got[1].at >= 0.2
+    # /metrics counts it all per endpoint, named by a hash of the URL.
+    await wait_until(lambda: store_depth(db) == 0, message="the queue to empty")
+    page = await asyncio.to_thread(http_get, server.dashboard_url + "metrics")
+    samples = {(s.name, s.labels.get("endpoint")): s.value
+               for family in text_string_to_metric_families(page) for s in family.samples
+               if s.name.startswith("session_buddy_webhook_")}
+    key = endpoint_key(rx)
+    assert samples[("session_buddy_webhook_deliveries_total", key)] == 2
+    assert samples[("session_buddy_webhook_failures_total", key)] == 2
+    assert samples[("session_buddy_webhook_retries_total", key)] == 2
+    assert samples[("session_buddy_webhook_queue_depth", key)] == 0
+    assert samples[("session_buddy_webhook_oldest_age_seconds", key)] == 0
+    assert rx.url not in page and "/hook" not in page
     # No URL, secret or signature in any line, at any level.
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "webhook" in text and "failed (status 500)" in text
@@ -149,6 +174,12 @@ async def test_a_hanging_endpoint_delays_nobody(server_factory, receivers, clien
     # ...the other endpoint gets what comes next at once...
     clear_drop(db)
     assert verify(await healthy.next())["type"] == "anomaly.resolved"
+    # ...and /metrics shows the stuck one's queue and its age.
+    page = await asyncio.to_thread(http_get, server.dashboard_url + "metrics")
+    stuck = f'endpoint="{endpoint_key(hanging)}"'
+    assert f"session_buddy_webhook_queue_depth{{{stuck}}} 2" in page
+    age = next(line for line in page.splitlines() if line.startswith(f"session_buddy_webhook_oldest_age_seconds{{{stuck}}}"))
+    assert float(age.split()[-1]) > 0
     # ...and stop() cancels the hanging attempt instead of waiting out its 10 s timeout.
     started = time.monotonic()
     await server.stop()
