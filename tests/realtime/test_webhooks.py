@@ -188,6 +188,38 @@ async def test_a_hanging_endpoint_delays_nobody(server_factory, receivers, clien
     assert store_depth(db, hanging) == 2  # both events still queued for the hanging endpoint
 
 
+async def test_past_its_bound_the_oldest_event_is_dropped_and_counted(server_factory, receivers, tmp_path: Path, caplog) -> None:
+    db = tmp_path / "own" / "skills.db"
+    make_drop(db)
+    rx = receivers(["hang"])
+    server = await server_factory(db_path=db, update_interval=3600,
+                                  webhooks=[hook(rx, max_queue=1)])
+    await rx.next()  # anomaly.detected, in flight
+    clear_drop(db)
+    await server.broadcast_metrics()  # anomaly.resolved: two queued, over the bound of one
+    assert store_depth(db) == 1
+    page = await asyncio.to_thread(http_get, server.dashboard_url + "metrics")
+    assert f'session_buddy_webhook_overflowed_total{{endpoint="{endpoint_key(rx)}"}} 1.0' in page
+    assert any("queue full" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_event_retried_past_max_age_is_dropped_with_one_error(server_factory, receivers, tmp_path: Path, caplog) -> None:
+    db = tmp_path / "own" / "skills.db"
+    make_drop(db)
+    rx = receivers([302])  # a redirect is a failure: it is not followed
+    server = await server_factory(db_path=db, update_interval=3600,
+                                  webhooks=[hook(rx, retry_base=0.05, max_age=0.5)])
+    first = await rx.next()
+    await wait_until(lambda: store_depth(db) == 0, message="the event to expire")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "dropped anomaly.detected" in errors[0].getMessage()
+    assert first.headers["webhook-id"] in errors[0].getMessage()
+    assert rx.count >= 2 and rx.requests.qsize() == rx.count - 1  # retried meanwhile, never redirected
+    assert all(r.path == "/hook" for r in [first, *(rx.requests.get_nowait() for _ in range(rx.requests.qsize()))])
+    page = await asyncio.to_thread(http_get, server.dashboard_url + "metrics")
+    assert f'session_buddy_webhook_expired_total{{endpoint="{endpoint_key(rx)}"}} 1.0' in page
+
+
 async def start_cli(db: Path, url: str, cwd: Path) -> asyncio.subprocess.Process:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SESSION_BUDDY_WEBHOOK_SECRET": SECRET}
     proc = await asyncio.create_subprocess_exec(
