@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import random
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -229,7 +230,12 @@ class WebhookDispatcher:
             for ep in self.endpoints:
                 if event in ep.events:
                     rows.append((ep.key, msg_id, event, event_body(ep, event, data, now)))
-        dropped = self._store.accept(current, rows, {ep.key: ep.max_queue for ep in self.endpoints})
+        try:
+            dropped = self._store.accept(current, rows, {ep.key: ep.max_queue for ep in self.endpoints})
+        except sqlite3.Error as exc:
+            # Nothing was recorded: the announced set stays, and the next change is diffed against it.
+            self._log.error("webhook queue %s: could not queue %d event(s): %s", self.path, len(changes), exc)
+            return
         self._active = current
         for ep_key, n in dropped.items():
             self._stats[ep_key].overflowed += n
@@ -253,19 +259,28 @@ class WebhookDispatcher:
     async def _worker(self, ep: WebhookEndpoint) -> None:
         async with _client() as client:
             while True:
-                assert self._store is not None
-                d = self._store.head(ep.key)
-                if d is None:
-                    self._wake[ep.key].clear()
-                    await self._wake[ep.key].wait()
-                    continue
-                now = time.time()
-                if now - d.created > ep.max_age:
-                    self._expire(ep, d, now)
-                elif d.next_at > now:
-                    await asyncio.sleep(d.next_at - now)
-                else:
-                    await self._attempt(ep, client, d)
+                try:
+                    await self._step(ep, client)
+                except sqlite3.Error as exc:  # a locked or full disk: the queue itself is kept
+                    self._log.error("webhook %s: queue %s failed (%s); trying again in %.1f s",
+                                    ep.key, self.path, exc, ep.retry_base)
+                    await asyncio.sleep(ep.retry_base)
+
+    async def _step(self, ep: WebhookEndpoint, client: httpx.AsyncClient) -> None:
+        """Wait for, expire or attempt the endpoint's oldest event."""
+        assert self._store is not None
+        d = self._store.head(ep.key)
+        if d is None:
+            self._wake[ep.key].clear()
+            await self._wake[ep.key].wait()
+            return
+        now = time.time()
+        if now - d.created > ep.max_age:
+            self._expire(ep, d, now)
+        elif d.next_at > now:
+            await asyncio.sleep(d.next_at - now)
+        else:
+            await self._attempt(ep, client, d)
 
     def _expire(self, ep: WebhookEndpoint, d: Delivery, now: float) -> None:
         assert self._store is not None
