@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -218,6 +219,42 @@ async def test_an_event_retried_past_max_age_is_dropped_with_one_error(server_fa
     assert all(r.path == "/hook" for r in [first, *(rx.requests.get_nowait() for _ in range(rx.requests.qsize()))])
     page = await asyncio.to_thread(http_get, server.dashboard_url + "metrics")
     assert f'session_buddy_webhook_expired_total{{endpoint="{endpoint_key(rx)}"}} 1.0' in page
+
+
+async def test_an_unreadable_db_resolves_nothing(server_factory, receivers, client_factory, tmp_path: Path) -> None:
+    db = tmp_path / "own" / "skills.db"
+    make_drop(db)
+    with sqlite3.connect(db) as conn:  # a rollback-journal DB is one a writer can lock out
+        conn.execute("PRAGMA journal_mode=DELETE")
+    rx = receivers()
+    server = await server_factory(db_path=db, update_interval=0.2, webhooks=[hook(rx)])
+    ws = await client_factory(server)
+    assert verify(await rx.next())["type"] == "anomaly.detected"
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(10)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        await asyncio.to_thread(locked.wait, 10)
+        for _ in range(3):  # stale ticks: the last good figures, no anomaly came or went
+            while not (await recv_type(ws, "metrics_update"))["data"]["stale"]:
+                pass
+    finally:
+        release.set()
+        holder.join()
+    while (await recv_type(ws, "metrics_update"))["data"]["stale"]:
+        pass
+    assert rx.requests.empty() and rx.count == 1
+    clear_drop(db)
+    assert verify(await rx.next())["type"] == "anomaly.resolved"
 
 
 async def start_cli(db: Path, url: str, cwd: Path) -> asyncio.subprocess.Process:
