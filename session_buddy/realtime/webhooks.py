@@ -27,10 +27,10 @@ import random
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -200,10 +200,6 @@ class WebhookDispatcher:
         if self._store is not None:
             self._store.close()
             self._store = None
-
-    def stats(self) -> dict[str, EndpointStats]:
-        """Per endpoint key: its counters and queue."""
-        return self._stats
 
     def on_anomalies(self, seq: int, epoch: str | None, text: str) -> None:
         """An EV_ANOMALIES report: the active set at snapshot `seq`.  Whatever differs from the
