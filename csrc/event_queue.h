@@ -11,6 +11,8 @@ enum ev_kind {
     EV_SNAPSHOT,      /* a new snapshot was published; value = its seq */
     EV_TICK_DONE,     /* an on-demand tick finished; value = the request id */
     EV_STOPPED,       /* the service thread left its loop and destroyed its context */
+    EV_ANOMALIES,     /* the active anomaly set changed (anomaly_watch.h); value = the seq of
+                       * the snapshot that carries it, text = its JSON array */
 };
 
 struct event {

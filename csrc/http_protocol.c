@@ -92,6 +92,10 @@ static int begin(struct http_session *hs, struct lws *wsi, struct service *svc, 
     struct http_response res;
 
     ticker_get_metrics(svc->ticker, &tm);
+    struct webhook_stat *hooks = NULL;
+    size_t n_hooks = 0;
+    if (webhook_stats_copy(svc->webhooks, &hooks, &n_hooks) < 0)
+        return -1;
     struct http_context ctx = {
         .counters = &svc->counters,
         .clients = svc->n_sessions,
@@ -100,12 +104,16 @@ static int begin(struct http_session *hs, struct lws *wsi, struct service *svc, 
         .snapshot = svc->fan.current,
         .ticker = &tm,
         .files = &svc->files,
+        .webhooks = hooks,
+        .n_webhooks = n_hooks,
     };
     struct msgbuf *body = msgbuf_new(4096);
     if (!body || http_route(&ctx, path, &res, &body->jb) < 0) {
+        free(hooks);
         msgbuf_unref(body);
         return -1;
     }
+    free(hooks);
     /* Static files have no LWS_PRE headroom: copy them into the buffer that has it. */
     if (!res.uses_buffer)
         jb_raw(&body->jb, res.body, res.body_len);

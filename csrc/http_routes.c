@@ -2,6 +2,7 @@
 #include "http_routes.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -264,6 +265,63 @@ static void write_upstream_metrics(const struct http_context *ctx, jbuf *b)
     jb_lit(b, "\n");
 }
 
+/* The per-endpoint webhook families: a counter or gauge field of struct webhook_stat each. */
+static const struct {
+    const char *name, *type, *help;
+    size_t offset;
+} webhook_families[] = {
+    {"webhook_deliveries_total", "counter",
+     "Webhook events delivered (2xx), by endpoint (a hash of its URL).",
+     offsetof(struct webhook_stat, deliveries)},
+    {"webhook_failures_total", "counter", "Failed webhook attempts (error, timeout or status >= 300).",
+     offsetof(struct webhook_stat, failures)},
+    {"webhook_retries_total", "counter", "Webhook attempts after an event's first.",
+     offsetof(struct webhook_stat, retries)},
+    {"webhook_expired_total", "counter",
+     "Webhook events dropped after retrying for their maximum age (24 h).",
+     offsetof(struct webhook_stat, expired)},
+    {"webhook_overflowed_total", "counter",
+     "Webhook events dropped because the endpoint's queue was full.",
+     offsetof(struct webhook_stat, overflowed)},
+    {"webhook_queue_depth", "gauge", "Webhook events accepted and not yet delivered.",
+     offsetof(struct webhook_stat, depth)},
+};
+
+static void webhook_sample(jbuf *b, const char *name, const struct webhook_stat *w, double v)
+{
+    jb_lit(b, "session_buddy_");
+    jb_lit(b, name);
+    jb_lit(b, "{endpoint=\"");
+    label_value(b, w->key, strlen(w->key));
+    jb_lit(b, "\"} ");
+    jb_double(b, v);
+    jb_lit(b, "\n");
+}
+
+/* Labelled by the endpoint's key (a hash of its URL), never by the URL, which may be a secret. */
+static void write_webhook_metrics(const struct http_context *ctx, jbuf *b)
+{
+    if (!ctx->n_webhooks)
+        return; /* no webhooks configured */
+    for (size_t f = 0; f < sizeof(webhook_families) / sizeof(webhook_families[0]); f++) {
+        metric_header(b, webhook_families[f].name, webhook_families[f].type,
+                      webhook_families[f].help);
+        for (size_t i = 0; i < ctx->n_webhooks; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&ctx->webhooks[i] + webhook_families[f].offset, sizeof(v));
+            webhook_sample(b, webhook_families[f].name, &ctx->webhooks[i], (double)v);
+        }
+    }
+    /* Measured at the scrape, so that a stuck endpoint's age keeps growing between pushes. */
+    metric_header(b, "webhook_oldest_age_seconds", "gauge",
+                  "Age of the oldest undelivered webhook event, 0 when none.");
+    for (size_t i = 0; i < ctx->n_webhooks; i++) {
+        const struct webhook_stat *w = &ctx->webhooks[i];
+        double age = (double)ctx->now_ms / 1000.0 - w->oldest_created_s;
+        webhook_sample(b, "webhook_oldest_age_seconds", w, w->depth == 0 || age < 0 ? 0.0 : age);
+    }
+}
+
 static void write_metrics(const struct http_context *ctx, struct http_response *res, jbuf *b)
 {
     const struct service_counters *c = ctx->counters;
@@ -338,6 +396,7 @@ static void write_metrics(const struct http_context *ctx, struct http_response *
         for (size_t i = 0; i < m->n_skills; i++)
             skill_sample(b, "skill_anomalous", &m->skills[i], m->skills[i].is_anomalous ? 1.0 : 0.0);
     }
+    write_webhook_metrics(ctx, b);
     write_upstream_metrics(ctx, b);
 }
 

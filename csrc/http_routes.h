@@ -10,6 +10,7 @@
 #include "snapshot.h"
 #include "static_files.h"
 #include "ticker.h"
+#include "webhook_stats.h"
 
 /* Everything a route may report, gathered by the caller on the service thread. */
 struct http_context {
@@ -20,6 +21,8 @@ struct http_context {
     const struct snapshot *snapshot;        /* may be NULL before the first tick */
     const struct ticker_metrics *ticker;
     const struct static_files *files;
+    const struct webhook_stat *webhooks;    /* per endpoint, as Python last pushed them */
+    size_t n_webhooks;
 };
 
 struct http_response {

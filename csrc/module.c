@@ -103,6 +103,7 @@ static int add_constants(PyObject *module)
         {"EV_SNAPSHOT", EV_SNAPSHOT},
         {"EV_TICK_DONE", EV_TICK_DONE},
         {"EV_STOPPED", EV_STOPPED},
+        {"EV_ANOMALIES", EV_ANOMALIES},
         {"LOG_TOPIC_SERVER", SB_TOPIC_SERVER},
         {"LOG_TOPIC_AUTH", SB_TOPIC_AUTH},
         {"MAX_QUEUED_REPLY_BYTES", SB_MAX_QUEUED_REPLY_BYTES},

@@ -88,6 +88,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
         free(c);
         return NULL;
     }
+    webhook_stats_init(&c->webhooks);
     c->events.min_level = cfg->min_log_level;
     if (copy_strings(cfg, &scfg) < 0)
         goto oom;
@@ -99,7 +100,7 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
     c->ticker_ready = 1;
 
     c->service_started = 1;
-    if (service_start(&c->service, &scfg, &c->events, &c->ticker) < 0) {
+    if (service_start(&c->service, &scfg, &c->events, &c->ticker, &c->webhooks) < 0) {
         *bind_errno = c->service.bind_errno;
         snprintf(err, errlen, "%s", c->service.error);
         core_destroy(c);
@@ -164,6 +165,7 @@ void core_destroy(struct server_core *c)
     if (!c)
         return;
     core_join(c);
+    webhook_stats_destroy(&c->webhooks);
     evq_destroy(&c->events);
     free(c);
 }
@@ -197,4 +199,9 @@ size_t core_tick_stats(struct server_core *c, uint32_t *out, size_t max, uint64_
 int core_client_rows(struct server_core *c, struct client_row **rows, size_t *n)
 {
     return client_rows_take(&c->service, rows, n);
+}
+
+int core_set_webhook_stats(struct server_core *c, const struct webhook_stat *rows, size_t n)
+{
+    return webhook_stats_set(&c->webhooks, rows, n);
 }

@@ -9,6 +9,7 @@
 #include "event_queue.h"
 #include "service.h"
 #include "ticker.h"
+#include "webhook_stats.h"
 
 struct core_config {
     const char *db_path;
@@ -41,6 +42,7 @@ struct server_core {
     struct event_queue events;
     struct service service;
     struct ticker ticker;
+    struct webhook_stats webhooks; /* pushed by Python (core_set_webhook_stats), shown by /metrics */
     int service_started;
     int ticker_ready;
 };
@@ -96,6 +98,10 @@ struct snapshot *core_latest_snapshot(struct server_core *c);
  * written. */
 size_t core_tick_stats(struct server_core *c, uint32_t *out, size_t max, uint64_t *ticks,
                        int64_t *first_us);
+
+/* Replace the webhook figures /metrics shows (copied).  Any thread.  Returns 0, or -1 when
+ * out of memory. */
+int core_set_webhook_stats(struct server_core *c, const struct webhook_stat *rows, size_t n);
 
 /* A copy of the network clients (see client_rows_take), taken under the service lock and
  * released before returning.  Returns 0, or -1 when out of memory. */

@@ -349,6 +349,58 @@ static PyObject *server_metrics_update(ServerObject *self, PyObject *skill)
     return sb_server_update_text(self, skill);
 }
 
+/* ---- webhooks ---- */
+
+/* rows: a sequence of (key, deliveries, failures, retries, expired, overflowed, depth,
+ * oldest_created) tuples, webhooks.py's figures per endpoint; /metrics shows them from now on. */
+static PyObject *server_set_webhook_stats(ServerObject *self, PyObject *rows)
+{
+    PyObject *seq = PySequence_Fast(rows, "set_webhook_stats() takes a sequence of tuples");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    struct webhook_stat *stats = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*stats));
+    if (!stats) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        struct webhook_stat *w = &stats[i];
+        unsigned long long v[6];
+        const char *key;
+        Py_ssize_t key_len;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "s#KKKKKKd;set_webhook_stats() "
+                              "rows are (key, deliveries, failures, retries, expired, overflowed, "
+                              "depth, oldest_created)", &key, &key_len, &v[0], &v[1], &v[2], &v[3],
+                              &v[4], &v[5], &w->oldest_created_s))
+            goto error;
+        if (key_len > WEBHOOK_KEY_MAX) {
+            PyErr_Format(PyExc_ValueError, "set_webhook_stats(): a key is at most %d bytes",
+                         WEBHOOK_KEY_MAX);
+            goto error;
+        }
+        memcpy(w->key, key, (size_t)key_len);
+        w->deliveries = v[0];
+        w->failures = v[1];
+        w->retries = v[2];
+        w->expired = v[3];
+        w->overflowed = v[4];
+        w->depth = v[5];
+    }
+    Py_DECREF(seq);
+    /* Not running: nothing shows them, and the next start pushes its own. */
+    int rc = self->core ? core_set_webhook_stats(self->core, stats, (size_t)n) : 0;
+    PyMem_Free(stats);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+
+error:
+    Py_DECREF(seq);
+    PyMem_Free(stats);
+    return NULL;
+}
+
 /* ---- clients ---- */
 
 /* Network clients as (id, remote_address, subscribed, subscription_skill, user_id) tuples.
@@ -445,6 +497,10 @@ static PyMethodDef server_methods[] = {
      "metrics_update($self, skill, /)\n--\n\n"
      "The metrics_update text of the latest snapshot for skill (None: all skills), or None "
      "before the first one; built once per snapshot."},
+    {"set_webhook_stats", (PyCFunction)server_set_webhook_stats, METH_O,
+     "set_webhook_stats($self, rows, /)\n--\n\n"
+     "Show these per-endpoint webhook figures on /metrics: (key, deliveries, failures, retries, "
+     "expired, overflowed, depth, oldest_created) tuples."},
     {"retained_updates", (PyCFunction)server_retained_updates, METH_VARARGS,
      "retained_updates($self, seq, skill=None, epoch=None, /)\n--\n\n"
      "The metrics_update texts retained after seq for skill (None: all skills), oldest first, "

@@ -403,12 +403,14 @@ void service_config_free(struct service_config *cfg)
 }
 
 int service_start(struct service *svc, const struct service_config *cfg,
-                  struct event_queue *events, struct ticker *ticker)
+                  struct event_queue *events, struct ticker *ticker,
+                  struct webhook_stats *webhooks)
 {
     memset(svc, 0, sizeof(*svc));
     svc->cfg = *cfg;
     svc->events = events;
     svc->ticker = ticker;
+    svc->webhooks = webhooks;
     svc->fan.recovery = ticker->recovery;
     svc->started_ms = now_unix_ms();
     pthread_mutex_init(&svc->lock, NULL);

@@ -14,6 +14,8 @@
 #include "static_files.h"
 #include "ws_protocol.h"
 
+struct webhook_stats;
+
 struct ticker;
 struct ev_loop;
 
@@ -66,6 +68,7 @@ struct service {
     struct service_config cfg;
     struct event_queue *events;
     struct ticker *ticker;      /* for /metrics and /healthz; set before service_start */
+    struct webhook_stats *webhooks; /* for /metrics; owned by the core */
     struct static_files files;  /* loaded before the thread starts, read-only afterwards */
     int64_t started_ms;
 
@@ -121,7 +124,8 @@ void service_accept_ok(struct service *svc);
  * svc->bind_errno (0 if not a bind error) and svc->error set, the thread
  * joined and nothing left running.  Call service_destroy either way. */
 int service_start(struct service *svc, const struct service_config *cfg,
-                  struct event_queue *events, struct ticker *ticker);
+                  struct event_queue *events, struct ticker *ticker,
+                  struct webhook_stats *webhooks);
 
 /* Hand a new snapshot to the service thread (takes over the reference).
  * Safe from any thread. */

@@ -242,7 +242,7 @@ static void write_top_skill(jbuf *out, const struct skill_stats *st)
     jb_lit(out, "}");
 }
 
-static void write_anomaly(jbuf *out, const struct anomaly *a)
+void snapshot_write_anomaly(jbuf *out, const struct anomaly *a)
 {
     jb_lit(out, "{\"skill_name\":");
     jb_str(out, a->skill_name, a->skill_len);
@@ -294,7 +294,7 @@ void snapshot_write_update(const struct snapshot *s, const char *skill, size_t s
         if (!first)
             jb_lit(out, ",");
         first = 0;
-        write_anomaly(out, a);
+        snapshot_write_anomaly(out, a);
     }
     jb_lit(out, "],\"stale\":");
     jb_bool(out, s->stale);

@@ -102,6 +102,10 @@ size_t snapshot_heap_bytes(const struct snapshot *s, int with_metrics);
 void snapshot_write_update(const struct snapshot *s, const char *skill, size_t skill_len,
                            jbuf *out);
 
+/* Append one anomaly as the wire's `anomalies` entries spell it (skill_name, anomaly_type,
+ * baseline_value, observed_value, deviation_score, detected_at). */
+void snapshot_write_anomaly(jbuf *out, const struct anomaly *a);
+
 /* Append the `data` object of a `metrics_response` for one skill entry. */
 void snapshot_write_skill_metrics(const struct skill_stats *st, jbuf *out);
 

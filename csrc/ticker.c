@@ -468,6 +468,10 @@ static struct snapshot *build_snapshot(struct ticker *t)
     if (!s)
         return NULL;
     t->seq++;
+    /* Stale figures are the last good ones again: no anomaly came or went that we know of. */
+    if (!stale && anomaly_watch_update(&t->watch, t->last_good->anomalies,
+                                       t->last_good->n_anomalies, s->seq, t->events) < 0)
+        sb_log(t->events, SB_WARNING, "out of memory reporting anomaly changes; retrying next tick");
     if (t->last_prom) {
         prom_view_ref(t->last_prom);
         s->prom = t->last_prom;
@@ -593,6 +597,7 @@ void ticker_destroy(struct ticker *t)
     prom_free(t->prom);
     t->prom = NULL;
     clear_active(t);
+    anomaly_watch_clear(&t->watch);
     metrics_unref(t->last_good);
     t->last_good = NULL;
     prom_view_unref(t->last_prom);

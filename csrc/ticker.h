@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "analytics.h"
+#include "anomaly_watch.h"
 #include "db_reader.h"
 #include "event_queue.h"
 #include "prom_metrics.h"
@@ -76,6 +77,7 @@ struct ticker {
     struct prom_engine *prom;     /* session-buddy's Prometheus figures; set with engine */
     struct active_anomaly *active;
     size_t n_active;
+    struct anomaly_watch watch;   /* the broadcast anomaly set, for webhooks */
     struct metrics *last_good;
     struct prom_view *last_prom;  /* with last_good: what a stale tick serves */
     uint64_t seq;                 /* of the newest snapshot: 1, 2, ... without gaps */

@@ -14,6 +14,12 @@ becomes active, and one "resolved" event when it is gone from the stream. Each e
     python examples/alert_monitor.py --skill pytest-run --webhook http://localhost:9000/hooks/alerts
     python examples/alert_monitor.py --count 10          # stop after 10 updates (scripts, tests)
 
+The server can now send these itself: `webhooks=` / `--webhook URL` POST signed, retried,
+durable `anomaly.detected` / `anomaly.resolved` events (docs/realtime/WEBHOOKS.md), with no
+process of your own. This script is still the better tool when the receiver cannot be reached
+by HTTP from the server, when alerts should follow one client's subscription (--skill), or to
+watch alerts in a terminal.
+
 A lost connection is retried with backoff (0.5 s doubling to 10 s) and alerts still active are
 not raised again. Failing to connect the first time is an error: one line, exit status 1.
 Ctrl+C (or SIGTERM) closes the connection cleanly and exits 0.

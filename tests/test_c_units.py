@@ -31,6 +31,8 @@ PROGRAMS: dict[str, list[str]] = {
     "test_prom_metrics": ["prom_metrics.c"],
     "test_handshake": ["handshake.c", "text_sanitize.c"],
     "test_pmdeflate": ["pmdeflate.c", "msgbuf.c", "rx_buffer.c", "json_writer.c", "text_sanitize.c"],
+    "test_anomaly_watch": ["anomaly_watch.c", "snapshot.c", "prom_metrics.c", "json_writer.c",
+                           "timeutil.c", "text_sanitize.c", "event_queue.c", "webhook_stats.c"],
 }
 
 # The extension's own warning set (setup.py), made fatal; _GNU_SOURCE as setup.py defines it.

@@ -19,6 +19,7 @@ class EventKind(enum.IntEnum):
     SNAPSHOT = _core.EV_SNAPSHOT
     TICK_DONE = _core.EV_TICK_DONE
     STOPPED = _core.EV_STOPPED
+    ANOMALIES = _core.EV_ANOMALIES
 
 
 class LogTopic(enum.IntEnum):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from session_buddy.realtime._network_policy import validate_allowed_hosts
+from session_buddy.realtime._webhook_config import WebhookEndpoint, webhook_endpoints
 
 __all__ = ["LOGGER_NAME", "MAX_RECOVERY_WINDOW", "ServerOptions", "server_options"]
 
@@ -41,6 +42,7 @@ class ServerOptions:
     allowed_hosts: tuple[str, ...] | None
     max_pending: int
     recovery_window: float
+    webhooks: tuple[WebhookEndpoint, ...] = ()
 
 
 def _int(value: Any, name: str, lo: int, hi: int) -> int:
@@ -156,7 +158,7 @@ def server_options(
     host: Any, port: Any, db_path: Any, update_interval: Any, require_auth: Any, *,
     max_clients: Any, max_message_size: Any, allowed_origins: Any, ssl_certfile: Any,
     ssl_keyfile: Any, jwt_secret: Any, anomaly_threshold: Any, top_n: Any, record_anomalies: Any,
-    logger: Any, allowed_hosts: Any, max_pending: Any, recovery_window: Any,
+    logger: Any, allowed_hosts: Any, max_pending: Any, recovery_window: Any, webhooks: Any = None,
 ) -> ServerOptions:
     """Check every argument in the order the C constructor did, so the first bad one is named."""
     host_s = _host(host)
@@ -178,10 +180,11 @@ def server_options(
     key = _optional_path(ssl_keyfile, "ssl_keyfile")
     if (cert is None) != (key is None):
         raise ValueError("ssl_certfile and ssl_keyfile must be given together")
+    hooks = webhook_endpoints(webhooks)
     return ServerOptions(
         host=host_s, port=port_i, db_path=path, update_interval=interval, require_auth=auth,
         max_clients=clients, max_message_size=message_size, top_n=top,
         anomaly_threshold=threshold, record_anomalies=record, logger=lg,
         allowed_origins=origins, ssl_certfile=cert, ssl_keyfile=key, jwt_secret=_secret(jwt_secret),
-        allowed_hosts=hosts, max_pending=pending, recovery_window=window,
+        allowed_hosts=hosts, max_pending=pending, recovery_window=window, webhooks=hooks,
     )

@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import logging
 import signal
+import os
+import re
 import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 from session_buddy.realtime.server import RealTimeMetricsServer
 from session_buddy.realtime._network_policy import validate_allowed_hosts
+from session_buddy.realtime._webhook_config import FORMATS, webhook_endpoints
 from session_buddy.realtime._options import MAX_RECOVERY_WINDOW
 
 __all__ = ["build_parser", "main"]
@@ -36,11 +40,17 @@ examples:
   session-buddy-realtime --host 0.0.0.0 --auth --tls-cert cert.pem --tls-key key.pem
                                                 wss:// for clients with a JWT signed with
                                                 SESSION_BUDDY_JWT_SECRET
+  session-buddy-realtime --webhook https://hooks.example.com/sb
+                                                POST anomaly.detected / anomaly.resolved there,
+                                                signed with SESSION_BUDDY_WEBHOOK_SECRET
+  session-buddy-realtime webhook-test https://hooks.example.com/sb
+                                                send one webhook.test event and report the answer
 
 environment:
   SESSION_BUDDY_JWT_SECRET     the HS256 secret --auth verifies tokens with (required with --auth)
   SESSION_BUDDY_AUTH_ENABLED   "true" turns --auth on
   SESSION_BUDDY_EVENT_LOOP     "libev" (default, epoll) or "poll" (lws's own loop, for diagnosis)
+  SESSION_BUDDY_WEBHOOK_SECRET the Standard Webhooks secret (whsec_...) --webhook signs with
 """
 
 
@@ -136,10 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
                              "since={epoch, seq} misses nothing; 0 keeps none (default 600)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    parser.add_argument("--webhook", action="append", default=None, metavar="URL", dest="webhooks",
+                        help="POST anomaly.detected / anomaly.resolved events to URL (repeat for "
+                             "more); signed with SESSION_BUDDY_WEBHOOK_SECRET unless --webhook-format slack")
+    parser.add_argument("--webhook-format", choices=FORMATS, default="standard",
+                        help="standard (Standard Webhooks, the default) or slack (an incoming-webhook URL)")
     parser.add_argument("--demo", action="store_true",
                         help="write realistic synthetic invocations into the database, and inject "
                              "a completion drop after a minute so an anomaly appears")
     return parser
+
+
+def _webhooks(urls: list[str] | None, fmt: str) -> list[dict[str, Any]] | None:
+    """--webhook URLs as the constructor's webhooks=."""
+    if not urls:
+        return None
+    secret = os.environ.get("SESSION_BUDDY_WEBHOOK_SECRET") or None
+    return [{"url": url, "secret": secret, "format": fmt} for url in urls]
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -148,6 +171,7 @@ async def _serve(args: argparse.Namespace) -> int:
                                    max_clients=args.max_clients, allowed_origins=args.allowed_origins,
                                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                                    allowed_hosts=args.allowed_hosts, max_pending=args.max_pending,
+                                   webhooks=_webhooks(args.webhooks, args.webhook_format),
                                    recovery_window=args.recovery_window)
     try:
         await server.start()
@@ -184,11 +208,52 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_words(message: str) -> str:
+    # The constructor names webhooks[i].secret; on the command line it comes from the environment.
+    return re.sub(r"webhooks\[\d+\]\.secret", "SESSION_BUDDY_WEBHOOK_SECRET", message)
+
+
+def build_test_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="session-buddy-realtime webhook-test",
+        description="POST one webhook.test event to URL, as the server would send an anomaly, and "
+                    "report the answer (exit 0 on a 2xx). The standard format signs it with "
+                    "SESSION_BUDDY_WEBHOOK_SECRET.")
+    parser.add_argument("url", metavar="URL")
+    parser.add_argument("--format", choices=FORMATS, default="standard", help="default standard")
+    return parser
+
+
+def webhook_test(argv: list[str]) -> int:
+    """`session-buddy-realtime webhook-test URL`: one attempt, its outcome on one line."""
+    from session_buddy.realtime.webhooks import send_test
+
+    args = build_test_parser().parse_args(argv)
+    try:
+        (endpoint,) = webhook_endpoints(_webhooks([args.url], args.format))
+    except (TypeError, ValueError) as exc:
+        print(f"session-buddy-realtime webhook-test: {_cli_words(str(exc))}", file=sys.stderr)
+        return 2
+    failure = asyncio.run(send_test(endpoint))
+    if failure is not None:
+        print(f"webhook-test: not delivered ({failure})", file=sys.stderr)
+        return 1
+    print("webhook-test: delivered", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["webhook-test"]:
+        return webhook_test(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)  # a bad flag: one usage line, exit status 2
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    try:
+        webhook_endpoints(_webhooks(args.webhooks, args.webhook_format))
+    except (TypeError, ValueError) as exc:
+        parser.error(f"--webhook: {_cli_words(str(exc))}")
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     return asyncio.run(_serve(args))

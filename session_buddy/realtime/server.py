@@ -22,6 +22,8 @@ from session_buddy.realtime._events import EventKind, LogTopic, min_log_level, t
 from session_buddy.realtime._inprocess import InProcessClients
 from session_buddy.realtime._options import AnyLogger, ServerOptions, server_options
 from session_buddy.realtime._startup import core_config, effective_secret, ensure_database, raise_fd_limit
+from session_buddy.realtime._webhook_store import store_path
+from session_buddy.realtime.webhooks import WebhookDispatcher
 
 __all__ = ["NetworkClient", "RealTimeMetricsServer"]
 
@@ -63,7 +65,7 @@ class RealTimeMetricsServer(ServerBase):
     require_auth=False, *, max_clients=100, max_message_size=65536, allowed_origins=None,
     ssl_certfile=None, ssl_keyfile=None, jwt_secret=None, anomaly_threshold=2.0, top_n=10,
     record_anomalies=True, logger=None, allowed_hosts=None, max_pending=256,
-    recovery_window=600.0)
+    recovery_window=600.0, webhooks=None)
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class RealTimeMetricsServer(ServerBase):
         allowed_hosts: Any = None,
         max_pending: int = 256,
         recovery_window: float = 600.0,
+        webhooks: Any = None,
     ) -> None:
         if self.running:
             raise RuntimeError("cannot re-initialise a running server")
@@ -97,12 +100,13 @@ class RealTimeMetricsServer(ServerBase):
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, jwt_secret=jwt_secret,
             anomaly_threshold=anomaly_threshold, top_n=top_n, record_anomalies=record_anomalies,
             logger=logger, allowed_hosts=allowed_hosts, max_pending=max_pending,
-            recovery_window=recovery_window,
+            recovery_window=recovery_window, webhooks=webhooks,
         )
         self._port = self._options.port
         self._storage: Any = None
         self._state = _Lifecycle()
         self._inprocess = InProcessClients(self)
+        self._webhooks: WebhookDispatcher | None = None
 
     # ---- attributes ----
 
@@ -192,6 +196,16 @@ class RealTimeMetricsServer(ServerBase):
         return self._options.recovery_window
 
     @property
+    def webhooks(self) -> tuple[Any, ...]:
+        """The webhook endpoints (WebhookEndpoint records; their repr shows no URL or secret)."""
+        return self._options.webhooks
+
+    @property
+    def dashboard_url(self) -> str:
+        """http://host:port/ (https:// with TLS): the dashboard that webhook events link to."""
+        return self.url.replace("ws", "http", 1) + "/"
+
+    @property
     def url(self) -> str:
         """ws://host:port (wss:// with TLS) of the server."""
         host = self.host
@@ -267,7 +281,19 @@ class RealTimeMetricsServer(ServerBase):
         config = core_config(self._options, secret, min_log_level(self.logger))
         raise_fd_limit(self._log())
         await loop.run_in_executor(None, ensure_database, self.db_path)
-        self._port = self.start_core(config)
+        if self._options.webhooks:
+            # Before the core starts, so that the first snapshot's anomaly set finds it open.
+            self._webhooks = WebhookDispatcher(
+                self._options.webhooks, store_path(self.db_path), self._log(), self.set_webhook_stats)
+            self._webhooks.open()
+        try:
+            self._port = self.start_core(config)
+        except BaseException:
+            await self._close_webhooks()
+            raise
+        if self._webhooks is not None:
+            self._webhooks.set_urls(self.url, self.dashboard_url)
+            self._webhooks.publish_stats()  # the figures gathered before the core existed
         state.loop = loop
         state.stopped = loop.create_future()
         state.first_snapshot = loop.create_future()
@@ -310,6 +336,8 @@ class RealTimeMetricsServer(ServerBase):
         assert state.loop is not None
         state.stopping = state.loop.create_future()
         try:
+            if self._webhooks is not None:
+                self._webhooks.cancel()  # attempts in flight must not hold stop() up
             self.request_stop()
             if state.stopped is not None:
                 try:
@@ -322,6 +350,9 @@ class RealTimeMetricsServer(ServerBase):
             for kind, level, value, text in self.finish_stop():
                 if kind == EventKind.LOG:
                     topic_logger(self.logger, value).log(level, "%s", text)
+                elif kind == EventKind.ANOMALIES and self._webhooks is not None:
+                    self._webhooks.on_anomalies(value, self.epoch, text)
+            await self._close_webhooks()
             for _, fut in state.tick_waiters:
                 if not fut.done():
                     fut.set_exception(RuntimeError("server stopped"))
@@ -342,6 +373,11 @@ class RealTimeMetricsServer(ServerBase):
     ) -> None:
         await self.stop()
 
+    async def _close_webhooks(self) -> None:
+        if self._webhooks is not None:
+            await self._webhooks.close()
+            self._webhooks = None
+
     def _detach_reader(self) -> None:
         state = self._state
         if state.loop is not None and state.fd is not None and not state.loop.is_closed():
@@ -361,6 +397,8 @@ class RealTimeMetricsServer(ServerBase):
                 _settle(state.first_snapshot)
             elif kind == EventKind.TICK_DONE:
                 tick_done = value
+            elif kind == EventKind.ANOMALIES and self._webhooks is not None:
+                self._webhooks.on_anomalies(value, self.epoch, text)
             elif kind == EventKind.STOPPED:
                 _settle(state.stopped)
                 _settle(state.first_snapshot)
