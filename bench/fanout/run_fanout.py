@@ -75,7 +75,7 @@ def build_c() -> dict[str, Path]:
     bins = {}
     for name in ("loadgen", "floor_server"):
         out = OUT / name
-        cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(HERE / f"{name}.c"), "-lcrypto"]
+        cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(HERE / f"{name}.c"), "-lcrypto", "-lz"]
         subprocess.run(cmd, check=True)
         bins[name] = out
     return bins
