@@ -8,7 +8,7 @@ PY          := $(VENV)/bin/python
 # libwebsockets-evlib-ev + libev-dev: the epoll event loop; libssl-dev: HMAC-SHA256 for JWT;
 # openssl: test certificates; chromium + chromium-driver: the dashboard's browser test;
 # nodejs + node-ws: the Node example and the Node fan-out baseline.
-APT_PACKAGES := gcc make pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev \
+APT_PACKAGES := gcc make pkg-config zlib1g-dev libwebsockets-dev libwebsockets-evlib-ev libev-dev \
                 libsqlite3-dev libssl-dev openssl chromium chromium-driver nodejs node-ws
 INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
@@ -52,8 +52,8 @@ test: setup
 bench: setup
 	$(PY) bench/analytics_bench.py $(ARGS)
 
-## The fan-out benchmark of docs/PERFORMANCE.md: ours (libev and poll loops), pure-Python, Node ws and a
-## C floor, driven by one C load generator (about 12 minutes; ARGS=--quick for a short smoke run).
+## The fan-out benchmark of docs/PERFORMANCE.md: ours, pure-Python, Node ws and a C floor, each with plain and
+## permessage-deflate clients of one C load generator (about 25 minutes; ARGS=--quick for a short smoke run).
 bench-fanout: setup
 	$(PY) bench/fanout/run_fanout.py $(ARGS)
 
