@@ -1018,6 +1018,17 @@ int main(int argc, char **argv)
             max_gap = c->max_gap;
     }
 
+    /* the timeline first: a harness may stop this process once it has the JSON line */
+    if (opt.timeline) {
+        FILE *f = fopen(opt.timeline, "w");
+        if (!f) {
+            fprintf(stderr, "loadgen: %s: %s\n", opt.timeline, strerror(errno));
+            return 1;
+        }
+        for (size_t i = 0; i < timeline_len; i++)
+            fprintf(f, "%u %u %lld\n", timeline[i].seq, timeline[i].conn, (long long)timeline[i].t);
+        fclose(f);
+    }
     double win_s = (double)(t_win_end - t_win_start) / 1e9;
     printf("{\"label\":\"%s\",\"clients\":%d,\"established\":%d,\"failed\":%d,\"dropped\":%d,"
            "\"open_at_end\":%d,\"sources\":%d,\"connect_s\":%.3f,\"connect_rate\":%.0f,"
@@ -1057,15 +1068,5 @@ int main(int argc, char **argv)
     }
     printf("]}\n");
     fflush(stdout);
-    if (opt.timeline) {
-        FILE *f = fopen(opt.timeline, "w");
-        if (!f) {
-            fprintf(stderr, "loadgen: %s: %s\n", opt.timeline, strerror(errno));
-            return 1;
-        }
-        for (size_t i = 0; i < timeline_len; i++)
-            fprintf(f, "%u %u %lld\n", timeline[i].seq, timeline[i].conn, (long long)timeline[i].t);
-        fclose(f);
-    }
     return 0;
 }
