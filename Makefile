@@ -8,13 +8,13 @@ PY          := $(VENV)/bin/python
 # libwebsockets-evlib-ev + libev-dev: the epoll event loop; libssl-dev: HMAC-SHA256 for JWT;
 # openssl: test certificates; chromium + chromium-driver: the dashboard's browser test;
 # nodejs + node-ws: the Node example and the Node fan-out baseline.
-APT_PACKAGES := gcc make pkg-config zlib1g-dev libwebsockets-dev libwebsockets-evlib-ev libev-dev \
-                libsqlite3-dev libssl-dev openssl chromium chromium-driver nodejs node-ws
+APT_PACKAGES := gcc make pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev \
+                libsqlite3-dev libssl-dev zlib1g-dev openssl chromium chromium-driver nodejs node-ws
 INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
 
-.PHONY: setup system-packages fuzz-packages run test asan bench bench-fanout fuzz fuzz-message fuzz-jwt fuzz-events clean
+.PHONY: setup system-packages fuzz-packages run test asan bench bench-fanout fuzz fuzz-message fuzz-jwt fuzz-events fuzz-deflate clean
 
 setup: system-packages $(EXTENSION)
 
@@ -84,6 +84,8 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
 FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/client_msg.c csrc/text_sanitize.c \
                 csrc/json_object.c csrc/json_writer.c csrc/snapshot.c csrc/prom_metrics.c csrc/timeutil.c
 FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c csrc/text_sanitize.c
+FUZZ_deflate := tests/fuzz/fuzz_deflate.c csrc/pmdeflate.c csrc/msgbuf.c csrc/rx_buffer.c csrc/json_writer.c \
+                csrc/text_sanitize.c
 FUZZ_events  := tests/fuzz/fuzz_events.c csrc/log.c csrc/event_queue.c csrc/text_sanitize.c csrc/jwt.c \
                 csrc/json_object.c csrc/json_writer.c
 
@@ -92,7 +94,7 @@ fuzz-packages:
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/*.c csrc/*.h) | fuzz-packages
 	mkdir -p $(FUZZ_DIR)
-	clang $(FUZZ_CFLAGS) $(FUZZ_$*) -o $@ $$(pkg-config --libs libwebsockets libcrypto) -lm
+	clang $(FUZZ_CFLAGS) $(FUZZ_$*) -o $@ $$(pkg-config --libs libwebsockets libcrypto zlib) -lm
 
 run_fuzzer = mkdir -p $(FUZZ_DIR)/corpus-$(1) && cd $(FUZZ_DIR) && \
     ./fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
@@ -107,7 +109,10 @@ fuzz-jwt: $(FUZZ_DIR)/fuzz_jwt
 fuzz-events: $(FUZZ_DIR)/fuzz_events
 	$(call run_fuzzer,events)
 
-fuzz: fuzz-message fuzz-jwt fuzz-events
+fuzz-deflate: $(FUZZ_DIR)/fuzz_deflate
+	$(call run_fuzzer,deflate)
+
+fuzz: fuzz-message fuzz-jwt fuzz-events fuzz-deflate
 
 clean:
 	rm -rf build session_buddy/realtime/_core*.so *.egg-info $(INSTALLED) $(EXTENSION)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
-REQUIRED = {"libwebsockets": "libwebsockets-dev", "sqlite3": "libsqlite3-dev", "libcrypto": "libssl-dev"}
+# zlib: the server compresses permessage-deflate frames itself, once per group (csrc/pmdeflate.c).
+REQUIRED = {"libwebsockets": "libwebsockets-dev", "sqlite3": "libsqlite3-dev", "libcrypto": "libssl-dev",
+            "zlib": "zlib1g-dev"}
 
 
 def pkg_config(*args: str) -> list[str]:

@@ -13,6 +13,7 @@ struct fanout_group {
     size_t members;
     uint64_t built_seq;
     struct msgbuf *message;   /* metrics_update for built_seq */
+    struct msgbuf *deflated[PMD_WINDOWS]; /* message compressed, by window; NULL until claimed */
 };
 
 struct fanout_group *fanout_join(struct fanout *f, const char *skill, size_t len)
@@ -44,8 +45,18 @@ struct fanout_group *fanout_join(struct fanout *f, const char *skill, size_t len
     return g;
 }
 
+/* Drop the compressed frames of the group's previous message. */
+static void drop_deflated(struct fanout_group *g)
+{
+    for (int i = 0; i < PMD_WINDOWS; i++) {
+        msgbuf_unref(g->deflated[i]);
+        g->deflated[i] = NULL;
+    }
+}
+
 static void group_free(struct fanout_group *g)
 {
+    drop_deflated(g);
     msgbuf_unref(g->message);
     free(g->skill);
     free(g);
@@ -88,15 +99,28 @@ static struct msgbuf *group_message(struct fanout *f, struct fanout_group *g)
         msgbuf_unref(m);
         return NULL;
     }
+    drop_deflated(g);
     msgbuf_unref(g->message);
     g->message = m;
     g->built_seq = f->current->seq;
     return m;
 }
 
+/* The group's current message as sub takes it: compressed at most once per window size. */
+static struct msgbuf *group_frame(struct fanout *f, struct fanout_group *g, int deflate_bits)
+{
+    struct msgbuf *m = group_message(f, g);
+    if (!m || !deflate_bits)
+        return m;
+    struct msgbuf **slot = &g->deflated[deflate_bits - PMD_MIN_WINDOW_BITS];
+    if (!*slot)
+        *slot = pmd_compress(&f->zip, deflate_bits, m);
+    return *slot;
+}
+
 struct msgbuf *fanout_claim(struct fanout *f, struct fanout_sub *sub)
 {
-    struct msgbuf *m = group_message(f, sub->group);
+    struct msgbuf *m = group_frame(f, sub->group, sub->deflate_bits);
     if (m)
         sub->sent_seq = f->current->seq;
     return m;
@@ -138,4 +162,5 @@ void fanout_release(struct fanout *f)
     }
     snapshot_unref(f->current);
     f->current = NULL;
+    pmd_compressor_release(&f->zip);
 }

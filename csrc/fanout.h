@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "msgbuf.h"
+#include "pmdeflate.h"
 #include "snapshot.h"
 
 struct session;
@@ -14,12 +15,14 @@ struct fanout_group;
 /*
  * Clients with the same subscription ("all skills", or one skill) form a group, and a group's
  * metrics_update is serialised at most once per snapshot: every member is sent the same frame.
- * This is the place for work done once per group and tick (the shared permessage-deflate
- * frame goes into fanout_claim's frame).  Service thread only, except where noted.
+ * Members that agreed to permessage-deflate get a frame compressed at most once per group,
+ * snapshot and window size, shared the same way (pmdeflate.h).  Service thread only, except
+ * where noted.
  */
 struct fanout {
-    struct fanout_group *groups;  /* distinct subscriptions, each with its cached frame */
+    struct fanout_group *groups;  /* distinct subscriptions, each with its cached frames */
     struct snapshot *current;     /* what every update is built from; NULL before the first */
+    struct pmd_compressor zip;    /* the server's deflaters, one per window size in use */
 };
 
 /* One session's subscription: its group (NULL after unsubscribe) and the newest snapshot it
@@ -27,6 +30,7 @@ struct fanout {
 struct fanout_sub {
     struct fanout_group *group;
     uint64_t sent_seq;
+    uint8_t deflate_bits;  /* 0: plain frames; else compressed ones, with at most this window */
 };
 
 /* Join the group for `skill` (len bytes; NULL for all skills), creating it if needed.
@@ -43,8 +47,9 @@ const char *fanout_group_skill(const struct fanout_group *g, size_t *len);
 /* 1 when sub is subscribed and has not been sent the current snapshot yet, else 0. */
 int fanout_update_pending(const struct fanout *f, const struct fanout_sub *sub);
 
-/* The frame of sub's group for the current snapshot, from now on counted as sent to sub.
- * Built on the group's first claim of each snapshot, then shared: borrowed, valid until the
+/* The frame of sub's group for the current snapshot (compressed when sub->deflate_bits says so),
+ * from now on counted as sent to sub.  Built on the group's first claim of each snapshot (and
+ * window size), then shared: borrowed, valid until the
  * group's next frame is built or the group is freed (msgbuf_ref to keep it longer).  Call only
  * when fanout_update_pending.  Returns NULL when out of memory (nothing counted as sent). */
 struct msgbuf *fanout_claim(struct fanout *f, struct fanout_sub *sub);
@@ -60,7 +65,8 @@ void fanout_skip_to(struct fanout_sub *sub, uint64_t seq);
 uint64_t fanout_publish(struct fanout *f, struct snapshot *s, struct session *sessions,
                         int deliver);
 
-/* Free whatever is left (groups without members cannot remain; the current snapshot). */
+/* Free whatever is left (groups without members cannot remain; the current snapshot; the
+ * deflaters). */
 void fanout_release(struct fanout *f);
 
 #endif

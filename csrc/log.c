@@ -59,7 +59,6 @@ static const char *const peer_caused[] = {
     "Client key too long",
     "b63 of length must be zero",
     "Control frame with xtended length is illegal",
-    "ext reports fatal error",     /* undecodable permessage-deflate data */
 };
 
 static int is_peer_caused(const char *msg)

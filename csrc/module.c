@@ -7,6 +7,7 @@
 #include "inproc_session.h"
 #include "jwt.h"
 #include "log.h"
+#include "pmdeflate.h"
 #include "protocol_codes.h"
 #include "server_type.h"
 
@@ -70,6 +71,12 @@ static PyObject *core_verify_jwt_user(PyObject *Py_UNUSED(module), PyObject *arg
     return out;
 }
 
+/* zlib streams alive in the process: the tests' check that no connection keeps one. */
+static PyObject *core_zlib_streams(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(args))
+{
+    return PyLong_FromLong(pmd_live_streams());
+}
+
 static PyMethodDef core_methods[] = {
     {"verify_jwt", core_verify_jwt, METH_VARARGS,
      "verify_jwt($module, token, secret, now, /)\n--\n\n"
@@ -78,6 +85,10 @@ static PyMethodDef core_methods[] = {
      "verify_jwt_user($module, token, secret, now, /)\n--\n\n"
      "Verify an HS256 JWT at Unix time now; return the user it names and its payload JSON, "
      "or raise ValueError."},
+    {"zlib_streams", core_zlib_streams, METH_NOARGS,
+     "zlib_streams($module, /)\n--\n\n"
+     "The permessage-deflate zlib streams alive in this process: the servers' shared deflaters "
+     "(one per window size in use) and the inflaters of client messages being received."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,9 @@
 struct msgbuf {
     struct msgbuf *next;      /* a session's reply queue link */
     int refs;
+    unsigned frame_head;      /* 0: jb is a text message for lws_write to frame; else jb is the
+                               * payload of a frame built in full, whose header is the frame_head
+                               * bytes before it (pmdeflate.h), for LWS_WRITE_RAW */
     jbuf jb;                  /* the text, LWS_PRE bytes after the start of its allocation */
 };
 

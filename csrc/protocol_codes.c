@@ -11,4 +11,6 @@ const struct sb_close_code sb_close_codes[SB_CLOSE_WHY_COUNT] = {
     [SB_CLOSE_OUT_OF_MEMORY] = {1011, "out of memory"},
     [SB_CLOSE_WRITE_FAILED] = {1011, "write failed"},
     [SB_CLOSE_BAD_CLOSE_FRAME] = {1002, "invalid close frame"},
+    [SB_CLOSE_BAD_UTF8] = {1007, "invalid UTF-8"},
+    [SB_CLOSE_BAD_DEFLATE] = {1007, "invalid compressed data"},
 };

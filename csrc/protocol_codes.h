@@ -37,6 +37,8 @@ enum sb_close_why {
     SB_CLOSE_OUT_OF_MEMORY,   /* 1011 */
     SB_CLOSE_WRITE_FAILED,    /* 1011: the socket refused an update */
     SB_CLOSE_BAD_CLOSE_FRAME, /* 1002: the client's close frame broke RFC 6455 5.5.1 */
+    SB_CLOSE_BAD_UTF8,        /* 1007: a text message that is not UTF-8 */
+    SB_CLOSE_BAD_DEFLATE,     /* 1007: a compressed message that does not inflate */
     SB_CLOSE_WHY_COUNT
 };
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pmd_extension.h"
 #include "timeutil.h"
 
 /* Zero: lws schedules no per-connection ping or hangup timers (see create_context). */
@@ -34,14 +35,6 @@ static const lws_retry_bo_t no_validity_timers = {
 #define KEEPALIVE_SCAN_US (1 * LWS_US_PER_SEC)
 /* stop() must finish promptly even when clients do not read their close frame. */
 #define STOP_DEADLINE_US (1500 * LWS_US_PER_MS)
-
-/* Negotiated only when the client offers it. zlib may read a written buffer until the session's
- * next WRITEABLE; ws_protocol.c keeps every written buffer alive until then. */
-static const struct lws_extension extensions[] = {
-    {"permessage-deflate", lws_extension_callback_pm_deflate,
-     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
-    {NULL, NULL, NULL},
-};
 
 /* One protocol: plain HTTP is handed to http_protocol.c from its callback (http_protocol.h says
  * why it is not a protocol of its own). */
@@ -95,8 +88,9 @@ static int create_context(struct service *svc)
     void *foreign_loops[1];
 
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    /* No LWS_SERVER_OPTION_VALIDATE_UTF8: lws would check compressed payloads, so ws_protocol.c
+     * checks each whole text message itself, after inflating it. */
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     svc->ev_loop = create_ev_loop(svc);
     if (svc->ev_loop) {
         foreign_loops[0] = svc->ev_loop;
@@ -126,7 +120,7 @@ static int create_context(struct service *svc)
      * and re-inserts it, O(N) each time, on every pong, which stalled fan-out at 20,000
      * clients.  this file runs the keepalive with one server-wide timer instead (keepalive_scan). */
     info.retry_and_idle_policy = &no_validity_timers;
-    info.extensions = extensions;
+    info.extensions = pmd_extensions; /* ours, not lws's: pmd_extension.h says why */
     if (svc->cfg.ssl_cert) {
         info.ssl_cert_filepath = svc->cfg.ssl_cert;
         info.ssl_private_key_filepath = svc->cfg.ssl_key;

@@ -13,6 +13,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "msgbuf.h"
+#include "pmd_extension.h"
 #include "rate_limit.h"
 #include "rx_buffer.h"
 #include "service.h"
@@ -43,12 +44,12 @@ struct session {
     int64_t next_ping_ms;     /* monotonic: when to ping, unless a ping is out */
     int64_t ping_sent_ms;     /* monotonic: the unanswered ping's time, or 0 */
     int ping_due;             /* a ping waits for WRITEABLE */
-    int direct;               /* plain ws:// without compression: a tick may write to it at once */
+    int direct;               /* ws:// (not TLS): a tick may write to it at once */
     int closing;
     uint16_t close_code;
     const char *close_reason;
     struct fanout_sub sub;    /* sub.group NULL after unsubscribe; edited under svc->lock */
-    struct msgbuf *inflight;  /* kept until the next WRITEABLE: zlib may still read it */
+    struct pmd_conn pmd;      /* permessage-deflate: set in the handshake, before ESTABLISHED */
     struct msgbuf *out_head, *out_tail;
     size_t out_bytes;
     struct rx_buffer rx;
@@ -65,6 +66,7 @@ const char *session_peer(const struct session *s) { return s->peer; }
 const char *session_user_id(const struct session *s) { return s->user_id; }
 int session_admitted(const struct session *s) { return s->admitted; }
 const struct fanout_sub *session_fanout_sub(const struct session *s) { return &s->sub; }
+struct pmd_conn *session_pmd(struct session *s) { return &s->pmd; }
 
 void session_prefetch(const struct session *s)
 {
@@ -212,32 +214,44 @@ static void rate_limited(struct session *s, enum rl_verdict verdict)
 }
 
 /*
- * One chunk of a client message.  Every close decided here goes through session_close (close
- * frame from the next WRITEABLE) rather than a -1 return: with permessage-deflate, lws 4.1.6
- * ignores what RECEIVE returns for inflated chunks, so a -1 would leave an oversized message
- * unanswered.
+ * One chunk of a client message, inflated here when its first frame had RSV1 (lws passes
+ * compressed payloads through: pmd_extension.h).  Every close decided here goes through
+ * session_close (close frame from the next WRITEABLE), and the rest of the input is then
+ * ignored.  UTF-8 is checked here on the whole (inflated) text message: lws's own check would
+ * see compressed bytes.
  */
 static void receive(struct session *s, const void *in, size_t len)
 {
     struct service *svc = s->svc;
     struct lws *wsi = s->wsi;
+    int final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 
-    switch (rx_append(&s->rx, in, len, lws_is_first_fragment(wsi), lws_frame_is_binary(wsi),
-                      svc->cfg.max_message_size)) {
-    case RX_OK:
+    switch (pmd_receive(&s->pmd.inflating, &s->rx, in, len, lws_is_first_fragment(wsi),
+                        (lws_get_reserved_bits(wsi) & 0x40) != 0, lws_frame_is_binary(wsi), final,
+                        svc->cfg.max_message_size)) {
+    case PMD_RX_OK:
         break;
-    case RX_TOO_LARGE:
+    case PMD_RX_TOO_LARGE:
         svc->counters.closed_too_large++;
         rx_consumed(&s->rx);
         session_close(s, SB_CLOSE_TOO_LARGE);
         return;
-    case RX_NOMEM:
+    case PMD_RX_NOMEM:
         rx_consumed(&s->rx);
         close_out_of_memory(s);
         return;
-    }
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+    case PMD_RX_BAD_DATA:
+        rx_consumed(&s->rx);
+        session_close(s, SB_CLOSE_BAD_DEFLATE);
         return;
+    }
+    if (!final)
+        return;
+    if (!s->rx.binary && !utf8_valid(s->rx.data, s->rx.len)) {
+        rx_consumed(&s->rx);
+        session_close(s, SB_CLOSE_BAD_UTF8);
+        return;
+    }
 
     svc->counters.messages_received++;
     enum rl_verdict verdict = rate_limit_take(&s->rate, mono_us() / 1000);
@@ -258,11 +272,16 @@ static struct msgbuf *claim_update(struct session *s)
     return m;
 }
 
-/* Write one text message and count it.  Returns 0, or -1 when the connection failed (lws_write
- * reports a partial write as complete: it keeps the rest and finishes it itself). */
+/* Write one message and count it: a text message that lws frames, or a frame built whole
+ * (pmd_compress), which goes out raw so that nothing in lws touches it.  Returns 0, or -1 when
+ * the connection failed (lws_write reports a partial write as complete: it copies the rest and
+ * finishes it itself, so m may be freed at once). */
 static int send_text(struct session *s, const struct msgbuf *m)
 {
-    if (lws_write(s->wsi, (unsigned char *)jb_text(&m->jb), m->jb.len, LWS_WRITE_TEXT) < (int)m->jb.len)
+    unsigned char *text = (unsigned char *)jb_text(&m->jb);
+    size_t n = m->frame_head + m->jb.len;
+    if (lws_write(s->wsi, text - m->frame_head, n,
+                  m->frame_head ? LWS_WRITE_RAW : LWS_WRITE_TEXT) < (int)n)
         return -1;
     s->svc->counters.messages_sent++;
     s->svc->counters.bytes_sent += m->jb.len;
@@ -279,8 +298,6 @@ static int writeable(struct session *s)
         lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)r, strlen(r));
         return -1;
     }
-    msgbuf_unref(s->inflight);
-    s->inflight = NULL;
 
     if (s->ping_due) {
         /* lws 4.1.6 reports no RECEIVE_PONG for an empty pong: give the ping a payload. */
@@ -309,8 +326,9 @@ static int writeable(struct session *s)
         return 0;
     }
 
-    s->inflight = m;
-    if (send_text(s, m) < 0)
+    int rc = send_text(s, m);
+    msgbuf_unref(m);
+    if (rc < 0)
         return -1;
     if (s->out_head || fanout_update_pending(&s->svc->fan, &s->sub))
         lws_callback_on_writable(s->wsi);
@@ -320,9 +338,9 @@ static int writeable(struct session *s)
 /*
  * The tick's fast path: write the new update to the socket at once, instead of asking lws for a
  * WRITEABLE callback, which costs two epoll_ctl calls and an event per client per tick.  Only
- * for sessions where that is safe: no TLS and no compression (zlib would keep reading the
- * buffer after lws_write returns), nothing queued before it, and no partial write pending in
- * lws (lws_write keeps what the kernel did not take and finishes it through POLLOUT itself).
+ * for sessions where that is safe: no TLS, nothing queued before it, and no partial write
+ * pending in lws (lws_write keeps what the kernel did not take and finishes it through POLLOUT
+ * itself).  Compressed clients qualify: their frames are built whole and lws runs no zlib.
  */
 static int can_push(struct session *s)
 {
@@ -486,8 +504,8 @@ static void established(struct session *s, struct lws *wsi, struct service *svc)
     s->id = ++svc->next_client_id;
     rate_limit_init(&s->rate, mono_us() / 1000);
     s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS;
-    /* A client that offered any extension may have permessage-deflate. */
-    s->direct = !lws_is_ssl(wsi) && lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) <= 0;
+    s->direct = !lws_is_ssl(wsi);
+    s->sub.deflate_bits = s->pmd.agreed ? s->pmd.terms.window_bits : 0;
 
     if (svc->cfg.jwt_secret)
         authenticate(s, wsi);
@@ -502,7 +520,7 @@ static void closed(struct session *s)
         return; /* never established */
 
     lws_sul_cancel(&s->auth_deadline);
-    msgbuf_unref(s->inflight);
+    pmd_inflater_free(&s->pmd.inflating);
     while (s->out_head) {
         struct msgbuf *m = s->out_head;
         s->out_head = m->next;
@@ -571,6 +589,8 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_WSI_DESTROY:
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return connection_event(wsi, reason, svc, in, len);
+    case LWS_CALLBACK_ADD_HEADERS:
+        return s ? pmd_extension_add_headers(&s->pmd, in) : 0;
     case LWS_CALLBACK_ESTABLISHED:
         established(s, wsi, svc);
         return 0;

@@ -49,11 +49,14 @@ struct session *session_next_rw(struct session *s);
  * each allocated on its own, otherwise waits on a cache miss for each of them. */
 void session_prefetch(const struct session *s);
 
+/* The session's permessage-deflate state, for pmd_extension.c (from the handshake on). */
+struct pmd_conn *session_pmd(struct session *s);
+
 /* The session's subscription, for the fan-out's bookkeeping. */
 const struct fanout_sub *session_fanout_sub(const struct session *s);
 
-/* A new update is current: write it now when the connection allows (plain ws://, nothing
- * queued or partly written), else ask for WRITEABLE; nothing when not subscribed. */
+/* A new update is current: write it now when the connection allows (ws://, compressed or not,
+ * nothing queued or partly written), else ask for WRITEABLE; nothing when not subscribed. */
 void session_deliver_update(struct session *s);
 
 /* Close for `why` (its code and reason in protocol_codes.h): the close frame goes out from the

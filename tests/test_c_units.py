@@ -28,6 +28,7 @@ PROGRAMS: dict[str, list[str]] = {
                        "text_sanitize.c"],
     "test_prom_metrics": ["prom_metrics.c"],
     "test_handshake": ["handshake.c", "text_sanitize.c"],
+    "test_pmdeflate": ["pmdeflate.c", "msgbuf.c", "rx_buffer.c", "json_writer.c", "text_sanitize.c"],
 }
 
 # The extension's own warning set (setup.py), made fatal; _GNU_SOURCE as setup.py defines it.
@@ -53,7 +54,7 @@ needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C comp
 @functools.cache
 def lws_flags() -> tuple[str, ...]:
     out = subprocess.run(
-        ["pkg-config", "--cflags", "--libs", "libwebsockets", "libcrypto"],
+        ["pkg-config", "--cflags", "--libs", "libwebsockets", "libcrypto", "zlib"],
         check=True, capture_output=True, text=True, env=CLEAN_ENV,
     )
     return tuple(shlex.split(out.stdout))

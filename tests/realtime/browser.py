@@ -55,7 +55,8 @@ def make_driver(profile_dir: Path, width: int = 1360, height: int = 900) -> Any:
         f"--user-data-dir={profile_dir}",
     ):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # "performance" carries the DevTools network events (the WebSocket handshake's headers).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     # Under `make asan` this process runs with the sanitizer runtime preloaded; the browser
     # must not inherit it.
     env = {k: v for k, v in os.environ.items()

@@ -6,6 +6,7 @@ nothing sleeps a fixed time and hopes.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.request
@@ -97,6 +98,16 @@ def poll(predicate: Any, timeout: float = 20.0, message: str = "condition") -> N
         time.sleep(0.05)
 
 
+def websocket_extensions(driver: Any) -> str:
+    """Sec-WebSocket-Extensions of the page's WebSocket handshake reply, from the DevTools log."""
+    for entry in driver.get_log("performance"):
+        event = json.loads(entry["message"])["message"]
+        if event["method"] == "Network.webSocketHandshakeResponseReceived":
+            headers = {k.lower(): v for k, v in event["params"]["response"]["headers"].items()}
+            return headers.get("sec-websocket-extensions", "")
+    raise AssertionError("no WebSocket handshake in the performance log")
+
+
 def severe_console_entries(driver: Any) -> list[dict]:
     return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
@@ -118,8 +129,12 @@ def test_page_loads_and_shows_the_seeded_skills(driver, live, tmp_path: Path) ->
     page = http_get(server.http_url + "/")[2].decode()
     assert "http://" not in page.replace('"http://www.w3.org', "") and "https://" not in page  # offline: nothing external
 
+    driver.get_log("performance")  # only this page's network events from here on
     open_dashboard(driver, server)
     assert driver.title.startswith("Session-Buddy")
+    # Chromium offers permessage-deflate; the page shows the rows below only if it decodes the
+    # server's shared compressed frames.
+    assert websocket_extensions(driver).startswith("permessage-deflate; server_no_context_takeover")
     # (1 in 24 h, 1 in total) ranks after black (2, 2) and before old-skill (0, 3).
     expected = EXPECTED_ORDER[:-1] + [HOSTILE, EXPECTED_ORDER[-1]]
     wait_js(driver, ROW_SKILLS + ".join('\\n') === arguments[0]", "\n".join(expected),
