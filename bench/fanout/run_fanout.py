@@ -1,6 +1,6 @@
 """Fan-out benchmark: our C server against the pure-Python original, Node `ws` and the syscall floor.
 
-    python3 bench/fanout/run_fanout.py            # full run (about 25 minutes)
+    python3 bench/fanout/run_fanout.py            # full run (about 15 minutes)
     python3 bench/fanout/run_fanout.py --quick    # N = 100 and 1,000, short windows, no 60 s hold
 
 Every server runs twice per N, with plain clients and with permessage-deflate clients (the
