@@ -52,8 +52,8 @@ test: setup
 bench: setup
 	$(PY) bench/analytics_bench.py $(ARGS)
 
-## The fan-out benchmark of docs/PERFORMANCE.md: ours (libev and poll loops), pure-Python, Node ws and a
-## C floor, driven by one C load generator (about 12 minutes; ARGS=--quick for a short smoke run).
+## The fan-out benchmark of docs/PERFORMANCE.md: ours, pure-Python, Node ws and a C floor, each with plain and
+## permessage-deflate clients of one C load generator (about 15 minutes; ARGS=--quick for a short smoke run).
 bench-fanout: setup
 	$(PY) bench/fanout/run_fanout.py $(ARGS)
 

@@ -183,21 +183,25 @@ void fanout_resume_after(struct fanout_sub *sub, uint64_t seq)
     sub->replaying = 1;
 }
 
+/* One walk over the sessions: each is counted (conflated or not) and offered the new update in
+ * turn.  The profile of a 10,000-client tick put about a tenth of the process in this walk
+ * waiting on cache misses (one session after another, each allocated on its own), so the walk
+ * loads the sessions ahead (session_prefetch) while the current one's send() runs. */
 uint64_t fanout_publish(struct fanout *f, struct snapshot *s, struct session *sessions,
                         int deliver)
 {
     uint64_t conflated = 0;
-    if (f->current)
-        for (const struct session *p = sessions; p; p = session_next(p))
-            conflated += (uint64_t)(fanout_update_pending(f, session_fanout_sub(p)) &&
-                                    !session_fanout_sub(p)->replaying);
+    uint64_t replaced = f->current ? f->current->seq : 0; /* 0: nobody can be behind it */
     snapshot_unref(f->current);
     f->current = s;
-    if (deliver)
-        for (struct session *p = sessions, *next; p; p = next) {
-            next = session_next_rw(p); /* a failed write closes p, but it stays linked */
+    for (struct session *p = sessions, *next; p; p = next) {
+        const struct fanout_sub *sub = session_fanout_sub(p);
+        next = session_next_rw(p); /* a failed write closes p, but it stays linked */
+        session_prefetch(p);
+        conflated += (uint64_t)(sub->group && !sub->replaying && sub->sent_seq < replaced);
+        if (deliver)
             session_deliver_update(p);
-        }
+    }
     return conflated;
 }
 

@@ -68,6 +68,17 @@ int session_admitted(const struct session *s) { return s->admitted; }
 const struct fanout_sub *session_fanout_sub(const struct session *s) { return &s->sub; }
 struct pmd_conn *session_pmd(struct session *s) { return &s->pmd; }
 
+void session_prefetch(const struct session *s)
+{
+    const struct session *n = s->next;
+    __builtin_prefetch(s->wsi);
+    if (!n)
+        return;
+    __builtin_prefetch(n);              /* next, wsi */
+    __builtin_prefetch(&n->direct);     /* what can_push reads */
+    __builtin_prefetch(&n->out_head);
+}
+
 int session_subscription(const struct session *s, const char **skill, size_t *skill_len)
 {
     *skill = NULL;

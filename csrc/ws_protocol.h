@@ -44,6 +44,11 @@ int session_admitted(const struct session *s);
 /* The next session of the service's list, for a walk that may act on each. */
 struct session *session_next_rw(struct session *s);
 
+/* Start loading what a tick's walk reads next (hints only): the session after s, which
+ * session_deliver_update reads, and s's own connection.  A walk over thousands of sessions,
+ * each allocated on its own, otherwise waits on a cache miss for each of them. */
+void session_prefetch(const struct session *s);
+
 /* The session's permessage-deflate state, for pmd_extension.c (from the handshake on). */
 struct pmd_conn *session_pmd(struct session *s);
 

@@ -8,10 +8,15 @@
  * buffer (flushed on EPOLLOUT) and skips ticks until it has drained: the least any
  * latest-snapshot server must do.  There is no protocol beyond that: no pings, no replies.
  *
+ * A client that offers permessage-deflate (RFC 7692) gets it, with server_no_context_takeover,
+ * unless it limits the server's window: each tick also compresses the payload once (zlib,
+ * raw deflate, a fresh stream per message) into a second frame with RSV1 set, and every
+ * deflate client is sent those same bytes.  That is the floor for compressed fan-out.
+ *
  *   floor_server --port P --snapshot FILE [--host 127.0.0.1] [--interval 1] [--max-fds N]
  *
  * Prints "LISTENING <port>" once ready.  SIGTERM/SIGINT stop it.
- * Build: gcc -O2 -Wall -Wextra -o floor_server floor_server.c -lcrypto
+ * Build: gcc -O2 -Wall -Wextra -o floor_server floor_server.c -lcrypto -lz
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,6 +37,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define HS_CAP 4096
 
@@ -39,6 +45,7 @@ enum { S_FREE, S_HANDSHAKE, S_OPEN };
 
 struct client {
     uint8_t state;
+    uint8_t deflate;     /* permessage-deflate agreed: gets the compressed frame */
     int open_idx;        /* position in open_fds */
     char *hs;            /* request headers so far (S_HANDSHAKE) */
     uint32_t hs_len;
@@ -59,6 +66,11 @@ static size_t pre_len, post_len;
 static long ts_off = -1; /* offset of the timestamp's value within snap_post, or -1 */
 static uint8_t *frame;
 static size_t frame_cap, frame_len;
+/* the same message compressed once per tick, framed with RSV1 */
+static z_stream zs;
+static uint8_t *zframe;
+static size_t zframe_cap, zframe_len;
+static int any_deflate; /* compress only once a deflate client has come */
 
 static void on_signal(int sig)
 {
@@ -106,7 +118,9 @@ static void load_snapshot(const char *path)
     }
     frame_cap = 14 + pre_len + 20 + post_len;
     frame = malloc(frame_cap);
-    if (!frame)
+    zframe_cap = 14 + deflateBound(&zs, frame_cap) + 16;
+    zframe = malloc(zframe_cap);
+    if (!frame || !zframe)
         die("malloc");
 }
 
@@ -126,30 +140,63 @@ static void patch_timestamp(void)
     memcpy(snap_post + ts_off, buf, 24);
 }
 
+/* Length field of a server frame (no mask) after its first byte; returns the header size. */
+static size_t frame_header(uint8_t *h, uint8_t first, size_t payload)
+{
+    size_t n = 0;
+    h[n++] = first;
+    if (payload < 126) {
+        h[n++] = (uint8_t)payload;
+    } else if (payload < 65536) {
+        h[n++] = 126;
+        h[n++] = (uint8_t)(payload >> 8);
+        h[n++] = (uint8_t)payload;
+    } else {
+        h[n++] = 127;
+        for (int i = 7; i >= 0; i--)
+            h[n++] = (uint8_t)((uint64_t)payload >> (8 * i));
+    }
+    return n;
+}
+
+/* The tick's payload (frame's payload) deflated once, the RFC 7692 way: a fresh raw stream, sync
+ * flush, without the trailing 00 00 ff ff; framed as FIN + RSV1 + text. */
+static void build_zframe(const uint8_t *payload, size_t len)
+{
+    uint8_t *out = zframe + 14; /* the header goes right before, once the length is known */
+    deflateReset(&zs);
+    zs.next_in = (Bytef *)payload;
+    zs.avail_in = (uInt)len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)(zframe_cap - 14);
+    if (deflate(&zs, Z_SYNC_FLUSH) != Z_OK || zs.avail_in) {
+        fprintf(stderr, "floor_server: deflate failed\n");
+        exit(1);
+    }
+    size_t clen = (zframe_cap - 14) - zs.avail_out;
+    if (clen >= 4)
+        clen -= 4;
+    uint8_t h[14];
+    size_t hl = frame_header(h, 0xC1, clen);
+    memmove(zframe + 14 - hl, h, hl);
+    memmove(zframe, zframe + 14 - hl, hl + clen);
+    zframe_len = hl + clen;
+}
+
 /* Frame the snapshot for this tick: header, prefix, seq digits, suffix. */
 static void build_frame(uint64_t seq)
 {
     char digits[24];
     int dlen = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)seq);
     size_t payload = pre_len + (size_t)dlen + post_len;
-    size_t h = 0;
     patch_timestamp();
-    frame[h++] = 0x81;
-    if (payload < 126) {
-        frame[h++] = (uint8_t)payload;
-    } else if (payload < 65536) {
-        frame[h++] = 126;
-        frame[h++] = (uint8_t)(payload >> 8);
-        frame[h++] = (uint8_t)payload;
-    } else {
-        frame[h++] = 127;
-        for (int i = 7; i >= 0; i--)
-            frame[h++] = (uint8_t)((uint64_t)payload >> (8 * i));
-    }
+    size_t h = frame_header(frame, 0x81, payload);
     memcpy(frame + h, snap_pre, pre_len);
     memcpy(frame + h + pre_len, digits, (size_t)dlen);
     memcpy(frame + h + pre_len + (size_t)dlen, snap_post, post_len);
     frame_len = h + payload;
+    if (any_deflate)
+        build_zframe(frame + h, payload);
 }
 
 static void drop(int fd)
@@ -247,10 +294,20 @@ static void handshake(int fd)
     memcpy(cat + klen, guid, sizeof(guid) - 1);
     SHA1((unsigned char *)cat, klen + sizeof(guid) - 1, digest);
     EVP_EncodeBlock((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
-    char resp[256];
+    /* permessage-deflate unless the offer limits the server's window (this floor compresses
+     * with 32 KiB); the offer's other parameters concern the client's own sending. */
+    size_t elen = 0;
+    const char *ext = header_value(c->hs, "Sec-WebSocket-Extensions", &elen);
+    c->deflate = ext && memmem(ext, elen, "permessage-deflate", 18) &&
+                 !memmem(ext, elen, "server_max_window_bits", 22);
+    any_deflate |= c->deflate;
+    char resp[320];
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n", accept,
+                     c->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                  "server_no_context_takeover; client_no_context_takeover\r\n"
+                                : "");
     if (write(fd, resp, (size_t)n) != n) {
         drop(fd);
         return;
@@ -308,9 +365,11 @@ static void broadcast(void)
             conflated++;
             continue;
         }
-        ssize_t w = send(fd, frame, frame_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        const uint8_t *f = c->deflate ? zframe : frame;
+        size_t flen = c->deflate ? zframe_len : frame_len;
+        ssize_t w = send(fd, f, flen, MSG_DONTWAIT | MSG_NOSIGNAL);
         sends++;
-        if (w == (ssize_t)frame_len)
+        if (w == (ssize_t)flen)
             continue;
         if (w < 0 && errno != EAGAIN) {
             drop(fd);
@@ -320,7 +379,7 @@ static void broadcast(void)
         if (w < 0)
             w = 0;
         partial++;
-        c->pending_len = (uint32_t)(frame_len - (size_t)w);
+        c->pending_len = (uint32_t)(flen - (size_t)w);
         c->pending_off = 0;
         c->pending = malloc(c->pending_len);
         if (!c->pending) {
@@ -328,7 +387,7 @@ static void broadcast(void)
             i--;
             continue;
         }
-        memcpy(c->pending, frame + w, c->pending_len);
+        memcpy(c->pending, f + w, c->pending_len);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.fd = fd};
         epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
     }
@@ -368,6 +427,8 @@ int main(int argc, char **argv)
     getrlimit(RLIMIT_NOFILE, &cur);
     if (cur.rlim_cur < rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &rl) < 0)
         die("setrlimit RLIMIT_NOFILE");
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2");
     load_snapshot(snapshot);
     clients = calloc((size_t)max_fds, sizeof(*clients));
     open_fds = calloc((size_t)max_fds, sizeof(*open_fds));

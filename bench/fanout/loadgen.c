@@ -17,11 +17,26 @@
  * is system-wide) on stdin, so every shard measures the same window; the result then lists
  * each tick's first/last arrival and count so the harness can merge shards by seq.
  *
+ * --deflate offers permessage-deflate (client_no_context_takeover, client_max_window_bits, and
+ * server_no_context_takeover unless --deflate-takeover) and inflates every compressed message
+ * (zlib) before the same scan.  When the server agreed to server_no_context_takeover, every
+ * message stands alone and one inflater per process serves all connections, reset per message
+ * (a message split across reads is gathered in its connection first); otherwise each
+ * connection keeps its own inflater, fed as bytes arrive.  Inflating costs this process CPU,
+ * and the arrival times of a wake-up's later reads wait for it: under
+ * server_no_context_takeover inflating stops once `seq` was read, except on one connection in
+ * VERIFY_EVERY (all with --verify-all), which inflates every message to its end, so bad
+ * compressed data still shows.  "bytes" counts bytes on the wire
+ * (frames as received), "inflated_bytes" what was inflated.
+ *
+ * --timeline FILE writes one line per update received inside the window, "seq conn t_ns"
+ * (connections in the order they were opened), for per-tick arrival timelines.
+ *
  * The last stdout line is one JSON object.  Messages lost = gaps in a connection's seq
  * sequence; dropped = connections the server closed after the handshake; failed = never
  * established.  Pings are answered with pongs.
  *
- * Build: gcc -O2 -Wall -Wextra -o loadgen loadgen.c -lcrypto
+ * Build: gcc -O2 -Wall -Wextra -o loadgen loadgen.c -lcrypto -lz
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +56,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -49,6 +65,9 @@
 #define HS_CAP 2048            /* handshake response buffer, freed once open */
 #define TICK_RING 16384        /* per-seq arrival stats, indexed by seq % TICK_RING */
 #define READ_BUF (256 * 1024)  /* one shared read buffer: messages are scanned, not kept */
+#define INFLATE_OUT (64 * 1024) /* inflated bytes are scanned from here, then overwritten */
+#define MAX_ZMSG (16 * 1024 * 1024) /* a compressed message larger than this is an error */
+#define VERIFY_EVERY 32        /* connections that inflate whole messages (see above) */
 
 enum cstate { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DEAD };
 
@@ -67,6 +86,10 @@ struct conn {
     uint8_t got_seq;
     uint8_t ctl_len;
     uint8_t got_update;
+    uint8_t pmd;               /* permessage-deflate was agreed */
+    uint8_t pmd_nct;           /* ... with server_no_context_takeover: messages stand alone */
+    uint8_t msg_compressed;    /* the data message in progress has RSV1 set */
+    uint8_t verify;            /* inflate whole messages, not only up to seq */
     uint64_t payload_left;
     uint64_t seq_acc;
     uint64_t last_seq;
@@ -74,6 +97,9 @@ struct conn {
     int64_t max_gap;           /* largest gap ending inside the measurement window */
     uint32_t window_msgs;
     char *hs;                  /* handshake response so far (C_HANDSHAKE only) */
+    z_stream *zs;              /* own inflater (pmd without server_no_context_takeover) */
+    uint8_t *zbuf;             /* a compressed message gathered across reads (pmd_nct) */
+    size_t zbuf_len, zbuf_cap;
     uint16_t hs_len;
     char key[25];              /* Sec-WebSocket-Key sent */
     uint8_t ctl[125];          /* control frame payload (ping -> pong) */
@@ -100,7 +126,10 @@ static struct {
     int marks;
     int coordinated;
     const char *label;
-} opt = {"127.0.0.1", 0, 100, 10.0, 1.0, 0, 1, 100, 180.0, 30.0, 2.0, 0, 0, ""};
+    int deflate;               /* 0 plain, 1 deflate (server_no_context_takeover), 2 takeover */
+    const char *timeline;
+    int verify_all;
+} opt = {"127.0.0.1", 0, 100, 10.0, 1.0, 0, 1, 100, 180.0, 30.0, 2.0, 0, 0, "", 0, NULL, 0};
 
 static struct conn *conns;
 static struct tick ticks[TICK_RING];
@@ -113,6 +142,16 @@ static int64_t t_setup_start, t_last_established;
 static int64_t t_win_start = INT64_MAX, t_win_end = INT64_MAX;
 static uint64_t msgs_total, msgs_window, bytes_window, lost_window, lost_total, dup_total;
 static uint64_t proto_errors, pings_answered, pongs_failed;
+static uint64_t inflated_window, inflate_errors, compressed_msgs, n_pmd, n_pmd_nct;
+static z_stream shared_zs;     /* for connections whose messages stand alone */
+static uint8_t zout[INFLATE_OUT];
+struct arrival {
+    uint32_t conn;
+    uint32_t seq;
+    int64_t t;
+};
+static struct arrival *timeline;
+static size_t timeline_len, timeline_cap;
 static uint64_t max_seq_seen;
 static char fail_reason[160];
 static int go_received;        /* --coordinated: the harness sent the window */
@@ -152,6 +191,14 @@ static void conn_kill(struct conn *c, int was_open)
     c->fd = -1;
     free(c->hs);
     c->hs = NULL;
+    if (c->zs) {
+        inflateEnd(c->zs);
+        free(c->zs);
+        c->zs = NULL;
+    }
+    free(c->zbuf);
+    c->zbuf = NULL;
+    c->zbuf_len = c->zbuf_cap = 0;
     if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
         n_inflight--;
         n_failed++;
@@ -178,6 +225,20 @@ static int send_frame(struct conn *c, int opcode, const uint8_t *payload, size_t
     return w == (ssize_t)(6 + len) ? 0 : -1;
 }
 
+/* --timeline: one arrival, kept in memory until the run ends. */
+static void timeline_add(uint32_t conn, uint64_t seq, int64_t t)
+{
+    if (timeline_len == timeline_cap) {
+        size_t cap = timeline_cap ? timeline_cap * 2 : 65536;
+        struct arrival *a = realloc(timeline, cap * sizeof(*a));
+        if (!a)
+            return; /* the timeline is a diagnostic: a short one is still one */
+        timeline = a;
+        timeline_cap = cap;
+    }
+    timeline[timeline_len++] = (struct arrival){conn, (uint32_t)seq, t};
+}
+
 static void record_update(struct conn *c, uint64_t seq, int64_t t)
 {
     msgs_total++;
@@ -199,6 +260,8 @@ static void record_update(struct conn *c, uint64_t seq, int64_t t)
     if (t >= t_win_start && t < t_win_end) {
         msgs_window++;
         c->window_msgs++;
+        if (opt.timeline)
+            timeline_add((uint32_t)(c - conns), seq, t);
     }
     struct tick *k = &ticks[seq % TICK_RING];
     if (k->seq != seq) {
@@ -240,6 +303,94 @@ static void scan_payload(struct conn *c, const uint8_t *p, size_t n)
             c->scan = 3;
         }
     }
+}
+
+/* Inflate len bytes of a compressed message through zs and scan what comes out.  Returns 0, or
+ * -1 on bad compressed data. */
+static int inflate_scan(struct conn *c, z_stream *zs, const uint8_t *in, size_t len, int64_t t)
+{
+    zs->next_in = (Bytef *)in;
+    zs->avail_in = (uInt)len;
+    for (;;) {
+        /* in small steps while only seq is wanted: it comes early in a metrics_update */
+        uInt room = c->pmd_nct && !c->verify && c->scan < 3 ? 256 : sizeof(zout);
+        zs->next_out = zout;
+        zs->avail_out = room;
+        int r = inflate(zs, Z_SYNC_FLUSH);
+        size_t produced = room - zs->avail_out;
+        if (r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END) {
+            inflate_errors++;
+            note_failure(zs->msg ? zs->msg : "inflate failed", 0);
+            return -1;
+        }
+        if (t >= t_win_start && t < t_win_end)
+            inflated_window += produced;
+        if (c->scan < 3)
+            scan_payload(c, zout, produced);
+        if (r == Z_STREAM_END) { /* a final deflate block: nothing may follow in this message */
+            inflateReset(zs);
+            return 0;
+        }
+        if (c->scan == 3 && c->pmd_nct && !c->verify)
+            return 0; /* seq is read; the shared inflater starts over with the next message */
+        if (zs->avail_out || (!zs->avail_in && !produced))
+            return 0;
+    }
+}
+
+/* RFC 7692 7.2.2: the sender removed this empty block's tail from the end of every message. */
+static const uint8_t DEFLATE_TAIL[4] = {0x00, 0x00, 0xff, 0xff};
+
+/* One whole compressed message through the shared inflater, which starts fresh each time. */
+static int inflate_message(struct conn *c, const uint8_t *in, size_t len, int64_t t)
+{
+    inflateReset(&shared_zs);
+    if (inflate_scan(c, &shared_zs, in, len, t) < 0)
+        return -1;
+    if (shared_zs.avail_in) /* stopped at seq */
+        return 0;
+    return inflate_scan(c, &shared_zs, DEFLATE_TAIL, sizeof(DEFLATE_TAIL), t);
+}
+
+/* Keep a piece of a compressed message that did not arrive in one read (pmd_nct only). */
+static int gather(struct conn *c, const uint8_t *p, size_t n)
+{
+    if (c->zbuf_len + n > c->zbuf_cap) {
+        size_t cap = c->zbuf_cap ? c->zbuf_cap : 4096;
+        while (cap < c->zbuf_len + n)
+            cap *= 2;
+        uint8_t *b = cap <= MAX_ZMSG ? realloc(c->zbuf, cap) : NULL;
+        if (!b) {
+            note_failure("compressed message too large", 0);
+            return -1;
+        }
+        c->zbuf = b;
+        c->zbuf_cap = cap;
+    }
+    memcpy(c->zbuf + c->zbuf_len, p, n);
+    c->zbuf_len += n;
+    return 0;
+}
+
+/* take payload bytes of a compressed message's frame; last: they end the message. */
+static int compressed_payload(struct conn *c, const uint8_t *p, size_t take, int last, int64_t t)
+{
+    if (!c->pmd_nct) { /* context takeover: the connection's own inflater, fed as bytes come */
+        if (inflate_scan(c, c->zs, p, take, t) < 0)
+            return -1;
+        return last ? inflate_scan(c, c->zs, DEFLATE_TAIL, sizeof(DEFLATE_TAIL), t) : 0;
+    }
+    if (last && !c->zbuf_len) /* the usual case: the whole message is in this read */
+        return inflate_message(c, p, take, t);
+    if (gather(c, p, take) < 0)
+        return -1;
+    if (!last)
+        return 0;
+    int r = inflate_message(c, c->zbuf, c->zbuf_len, t);
+    free(c->zbuf); /* rare: memory stays small at tens of thousands of connections */
+    c->zbuf = NULL;
+    c->zbuf_len = c->zbuf_cap = 0;
+    return r;
 }
 
 /* A whole frame has arrived (header and payload).  Returns -1 to drop the connection. */
@@ -300,6 +451,13 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, int64_t t)
                     len = (i ? len << 8 : 0) | c->hdr[2 + i];
             c->fin = c->hdr[0] >> 7;
             c->opcode = c->hdr[0] & 0x0f;
+            uint8_t rsv = c->hdr[0] & 0x70;
+            /* RSV1 = compressed: only with permessage-deflate, on a message's first frame */
+            if (rsv && (rsv != 0x40 || !c->pmd || (c->opcode != 0x1 && c->opcode != 0x2))) {
+                proto_errors++;
+                note_failure("unexpected RSV bits", 0);
+                return -1;
+            }
             c->hdr_len = 0;
             c->payload_left = len;
             if (c->opcode >= 0x8) {
@@ -310,6 +468,8 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, int64_t t)
                 c->ctl_len = 0;
             } else if (c->opcode == 0x1 || c->opcode == 0x2) {
                 c->msg_is_data = 1;
+                c->msg_compressed = rsv != 0;
+                compressed_msgs += rsv != 0;
                 c->scan = 0;
                 c->match = 0;
                 c->got_seq = 0;
@@ -318,6 +478,9 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, int64_t t)
                 return -1;
             }
             if (len == 0) {
+                if (c->opcode < 0x8 && c->msg_compressed && c->fin &&
+                    compressed_payload(c, p, 0, 1, t) < 0)
+                    return -1;
                 if (frame_done(c, t) < 0)
                     return -1;
             } else {
@@ -329,6 +492,9 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, int64_t t)
         if (c->opcode >= 0x8) {
             memcpy(c->ctl + c->ctl_len, p, take);
             c->ctl_len += (uint8_t)take;
+        } else if (c->msg_compressed) {
+            if (compressed_payload(c, p, take, c->fin && take == c->payload_left, t) < 0)
+                return -1;
         } else if (c->scan < 3) {
             scan_payload(c, p, take);
         }
@@ -404,12 +570,28 @@ static void start_connect(int i)
     }
 }
 
+/* The extension header the handshake carries: none, or permessage-deflate with the receive
+ * side's wishes (it never sends compressed messages itself). */
+static const char *deflate_offer(void)
+{
+    switch (opt.deflate) {
+    case 1:
+        return "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
+               "server_no_context_takeover; client_max_window_bits\r\n";
+    case 2:
+        return "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
+               "client_max_window_bits\r\n";
+    default:
+        return "";
+    }
+}
+
 static void on_connected(int i)
 {
     struct conn *c = &conns[i];
     int err = 0;
     socklen_t elen = sizeof(err);
-    char req[512];
+    char req[640];
 
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
     if (err) {
@@ -421,8 +603,8 @@ static void on_connected(int i)
     int len = snprintf(req, sizeof(req),
                        "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n",
-                       opt.host, opt.port, c->key);
+                       "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                       opt.host, opt.port, c->key, deflate_offer());
     if (write(c->fd, req, (size_t)len) != len) {
         note_failure("handshake write", errno);
         conn_kill(c, 0);
@@ -464,6 +646,35 @@ static const char *find_header(const char *h, size_t hlen, const char *name, siz
     return NULL;
 }
 
+/* What the server's response agreed to.  Returns 0, or -1 when it agreed to what was not offered
+ * or the inflater cannot be set up. */
+static int accept_extensions(struct conn *c, const char *hs, size_t hlen)
+{
+    size_t vlen = 0;
+    const char *ext = find_header(hs, hlen, "Sec-WebSocket-Extensions", &vlen);
+    if (!ext || !vlen)
+        return 0;
+    if (!opt.deflate || !memmem(ext, vlen, "permessage-deflate", 18)) {
+        note_failure("server agreed to an extension that was not offered", 0);
+        return -1;
+    }
+    c->pmd = 1;
+    c->verify = opt.verify_all || (c - conns) % VERIFY_EVERY == 0;
+    n_pmd++;
+    c->pmd_nct = memmem(ext, vlen, "server_no_context_takeover", 26) != NULL;
+    n_pmd_nct += c->pmd_nct;
+    if (c->pmd_nct)
+        return 0;
+    c->zs = calloc(1, sizeof(*c->zs));
+    if (!c->zs || inflateInit2(c->zs, -15) != Z_OK) { /* -15: raw, any window up to 32 KiB */
+        free(c->zs);
+        c->zs = NULL;
+        note_failure("inflateInit2", ENOMEM);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_handshake_data(int i, int64_t t)
 {
     struct conn *c = &conns[i];
@@ -495,6 +706,10 @@ static void on_handshake_data(int i, int64_t t)
             if (*q == '\r' || *q == '\n')
                 *q = ' ';
         note_failure(what, 0);
+        conn_kill(c, 0);
+        return;
+    }
+    if (accept_extensions(c, c->hs, hlen) < 0) {
         conn_kill(c, 0);
         return;
     }
@@ -627,7 +842,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: loadgen --port P [--host 127.0.0.1] [--clients N] [--duration S]\n"
             "               [--interval S] [--sources K] [--inflight M] [--setup-timeout S]\n"
-            "               [--warmup-timeout S] [--grace S] [--marks] [--label TEXT]\n");
+            "               [--warmup-timeout S] [--grace S] [--marks] [--label TEXT]\n"
+            "               [--deflate | --deflate-takeover] [--verify-all] [--timeline FILE]\n");
     exit(2);
 }
 
@@ -641,6 +857,8 @@ static void parse_args(int argc, char **argv)
         {"warmup-timeout", required_argument, 0, 'W'}, {"grace", required_argument, 0, 'g'},
         {"marks", no_argument, 0, 'm'},              {"label", required_argument, 0, 'l'},
         {"coordinated", no_argument, 0, 'c'},        {"source-base", required_argument, 0, 'b'},
+        {"deflate", no_argument, 0, 'z'},            {"deflate-takeover", no_argument, 0, 'Z'},
+        {"timeline", required_argument, 0, 't'},       {"verify-all", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -660,6 +878,10 @@ static void parse_args(int argc, char **argv)
         case 'l': opt.label = optarg; break;
         case 'c': opt.coordinated = 1; break;
         case 'b': opt.source_base = atoi(optarg); break;
+        case 'z': opt.deflate = 1; break;
+        case 'Z': opt.deflate = 2; break;
+        case 't': opt.timeline = optarg; break;
+        case 'V': opt.verify_all = 1; break;
         default: usage();
         }
     }
@@ -697,6 +919,10 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < opt.n; i++)
         conns[i].fd = -1;
+    if (inflateInit2(&shared_zs, -15) != Z_OK) {
+        fprintf(stderr, "loadgen: inflateInit2 failed\n");
+        return 1;
+    }
 
     /* setup: connect + handshake, at most opt.inflight at once */
     t_setup_start = now_ns();
@@ -807,6 +1033,17 @@ int main(int argc, char **argv)
             max_gap = c->max_gap;
     }
 
+    /* the timeline first: a harness may stop this process once it has the JSON line */
+    if (opt.timeline) {
+        FILE *f = fopen(opt.timeline, "w");
+        if (!f) {
+            fprintf(stderr, "loadgen: %s: %s\n", opt.timeline, strerror(errno));
+            return 1;
+        }
+        for (size_t i = 0; i < timeline_len; i++)
+            fprintf(f, "%u %u %lld\n", timeline[i].seq, timeline[i].conn, (long long)timeline[i].t);
+        fclose(f);
+    }
     double win_s = (double)(t_win_end - t_win_start) / 1e9;
     printf("{\"label\":\"%s\",\"clients\":%d,\"established\":%d,\"failed\":%d,\"dropped\":%d,"
            "\"open_at_end\":%d,\"sources\":%d,\"connect_s\":%.3f,\"connect_rate\":%.0f,"
@@ -816,7 +1053,9 @@ int main(int argc, char **argv)
            "\"bytes\":%llu,\"lost\":%llu,\"lost_total\":%llu,\"dups\":%llu,\"starved\":%zu,"
            "\"spread_p50_ms\":%.3f,\"spread_p99_ms\":%.3f,\"spread_max_ms\":%.3f,"
            "\"max_gap_ms\":%.3f,\"pings_answered\":%llu,"
-           "\"pongs_failed\":%llu,\"protocol_errors\":%llu,\"first_failure\":\"%s\"",
+           "\"pongs_failed\":%llu,\"protocol_errors\":%llu,\"deflate_agreed\":%llu,"
+           "\"deflate_no_takeover\":%llu,\"compressed_messages\":%llu,\"inflated_bytes\":%llu,"
+           "\"inflate_errors\":%llu,\"first_failure\":\"%s\"",
            opt.label, opt.n, established, n_failed, n_dropped, n_open, opt.sources, connect_s,
            connect_s > 0 ? established / connect_s : 0.0, (long long)t_setup_start,
            (long long)t_last_established, warmed ? "true" : "false", warmup_s,
@@ -826,7 +1065,10 @@ int main(int argc, char **argv)
            (unsigned long long)dup_total, starved, pct_ms(spreads, n_ticks, 50),
            pct_ms(spreads, n_ticks, 99), n_ticks ? (double)spreads[n_ticks - 1] / 1e6 : -1.0,
            (double)max_gap / 1e6, (unsigned long long)pings_answered,
-           (unsigned long long)pongs_failed, (unsigned long long)proto_errors, fail_reason);
+           (unsigned long long)pongs_failed, (unsigned long long)proto_errors,
+           (unsigned long long)n_pmd, (unsigned long long)n_pmd_nct,
+           (unsigned long long)compressed_msgs, (unsigned long long)inflated_window,
+           (unsigned long long)inflate_errors, fail_reason);
     /* Raw per-tick arrivals near the window, so a harness can merge shards by seq. */
     printf(",\"tick_list\":[");
     int first = 1;

@@ -48,7 +48,9 @@ async function buildMessage() {
   return Buffer.from(JSON.stringify(message));
 }
 
-const wss = new WebSocketServer({ host: args.host, port: args.port, perMessageDeflate: false });
+// permessage-deflate is on (ws's defaults), as in a real deployment: it is negotiated only with
+// clients that offer it, and ws then compresses every message once per client.
+const wss = new WebSocketServer({ host: args.host, port: args.port, perMessageDeflate: true });
 
 wss.on('connection', (ws) => {
   ws.subscribed = true;
