@@ -15,13 +15,23 @@ static void write_timestamp_field(jbuf *out, int64_t now_ms)
     jb_cstr(out, iso);
 }
 
-void dispatch_write_connected(jbuf *out, int authenticated, int64_t now_ms)
+static void write_stream_position(jbuf *out, const char *epoch, uint64_t seq)
+{
+    jb_lit(out, ",\"epoch\":");
+    jb_cstr(out, epoch);
+    jb_lit(out, ",\"seq\":");
+    jb_int(out, (long long)seq);
+}
+
+void dispatch_write_connected(jbuf *out, int authenticated, const char *epoch, uint64_t seq,
+                              int64_t now_ms)
 {
     jb_lit(out, "{\"type\":\"connected\","
                 "\"message\":\"Connected to Session-Buddy real-time metrics\","
                 "\"authenticated\":");
     jb_bool(out, authenticated);
-    jb_lit(out, ",\"protocol_version\":\"1.0\"");
+    jb_lit(out, ",\"protocol_version\":\"1.1\"");
+    write_stream_position(out, epoch, seq);
     write_timestamp_field(out, now_ms);
     jb_lit(out, "}");
 }
@@ -38,7 +48,8 @@ void dispatch_write_error(jbuf *out, const char *code, const char *message,
     jb_lit(out, "}");
 }
 
-void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len, int64_t now_ms)
+void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len,
+                               const char *epoch, uint64_t seq, int64_t now_ms)
 {
     jb_lit(out, "{\"type\":\"subscription_confirmed\",\"skill\":");
     if (skill)
@@ -64,6 +75,7 @@ void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len, i
         jb_lit(out, "\"Subscribed to updates for all skills\"");
     }
     write_timestamp_field(out, now_ms);
+    write_stream_position(out, epoch, seq);
     jb_lit(out, "}");
 }
 
@@ -101,9 +113,11 @@ static const char *status_code(int status)
     }
 }
 
-int dispatch_message(const char *data, size_t len, int is_binary, const struct snapshot *snap,
-                     int auth_pending, int64_t now_ms, struct dispatch_result *res, jbuf *reply)
+int dispatch_message(const char *data, size_t len, int is_binary, const struct dispatch_env *env,
+                     struct dispatch_result *res, jbuf *reply)
 {
+    const struct snapshot *snap = env->snap;
+    int64_t now_ms = env->now_ms;
     struct client_msg msg;
     char err[160];
 
@@ -117,7 +131,7 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct s
         dispatch_write_error(reply, status_code(status), err, msg.request_type);
         goto done;
     }
-    if (auth_pending && msg.type != CM_AUTH) {
+    if (env->auth_pending && msg.type != CM_AUTH) {
         dispatch_write_error(reply, SB_ERR_AUTH_REQUIRED,
                              "authenticate first: send {\"type\":\"auth\",\"token\":...}",
                              msg.request_type);
@@ -130,7 +144,8 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct s
         res->skill = msg.skill;
         res->skill_len = msg.skill_len;
         msg.skill = NULL;
-        dispatch_write_subscribed(reply, res->skill, res->skill_len, now_ms);
+        dispatch_write_subscribed(reply, res->skill, res->skill_len, env->epoch,
+                                  snap ? snap->seq : 0, now_ms);
         break;
     case CM_UNSUBSCRIBE:
         res->action = DA_UNSUBSCRIBE;
@@ -153,7 +168,7 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct s
         break;
     }
     case CM_AUTH:
-        if (auth_pending) {
+        if (env->auth_pending) {
             res->action = DA_AUTH;
             res->token = msg.token;
             msg.token = NULL;

@@ -102,8 +102,14 @@ static PyObject *run_dispatch(SessionObject *self, PyObject *message, int auth_p
                              NULL);
     } else {
         struct snapshot *snap = sb_server_latest(self->server);
+        struct dispatch_env env = {
+            .snap = snap,
+            .epoch = sb_server_epoch(self->server),
+            .auth_pending = auth_pending,
+            .now_ms = now_unix_ms(),
+        };
         /* is_binary: text from Python may hold lone surrogates, so its UTF-8 is checked. */
-        rc = dispatch_message(data, (size_t)len, 1, snap, auth_pending, now_unix_ms(), res, &reply);
+        rc = dispatch_message(data, (size_t)len, 1, &env, res, &reply);
         if (snap)
             snapshot_unref(snap);
     }
@@ -167,9 +173,14 @@ static PyObject *session_subscribe(SessionObject *self, PyObject *skill)
         if (!name)
             return NULL;
     }
+    if (require_server(self) < 0)
+        return NULL;
     if (jb_init(&b, 0, 256) < 0)
         return PyErr_NoMemory();
-    dispatch_write_subscribed(&b, name, (size_t)len, now_unix_ms());
+    struct snapshot *snap = sb_server_latest(self->server);
+    dispatch_write_subscribed(&b, name, (size_t)len, sb_server_epoch(self->server),
+                              snap ? snap->seq : 0, now_unix_ms());
+    snapshot_unref(snap);
     PyObject *text = sb_text_from_jbuf(&b);
     if (text) {
         Py_SETREF(self->skill, Py_NewRef(skill));
@@ -191,13 +202,15 @@ static PyObject *session_update(SessionObject *self, PyObject *Py_UNUSED(ignored
 static PyObject *session_greeting(SessionObject *self, PyObject *authenticated)
 {
     jbuf b;
-    (void)self;
     int yes = PyObject_IsTrue(authenticated);
-    if (yes < 0)
+    if (yes < 0 || require_server(self) < 0)
         return NULL;
     if (jb_init(&b, 0, 256) < 0)
         return PyErr_NoMemory();
-    dispatch_write_connected(&b, yes, now_unix_ms());
+    struct snapshot *snap = sb_server_latest(self->server);
+    dispatch_write_connected(&b, yes, sb_server_epoch(self->server), snap ? snap->seq : 0,
+                             now_unix_ms());
+    snapshot_unref(snap);
     return sb_text_from_jbuf(&b);
 }
 

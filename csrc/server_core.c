@@ -119,6 +119,11 @@ oom:
     return NULL;
 }
 
+const char *core_epoch(const struct server_core *c)
+{
+    return c->ticker.epoch;
+}
+
 int core_port(struct server_core *c)
 {
     pthread_mutex_lock(&c->service.lock);

@@ -53,6 +53,9 @@ struct server_core {
 struct server_core *core_start(const struct core_config *cfg, int *bind_errno, char *err,
                                size_t errlen);
 
+/* This run's epoch (SB_EPOCH_LEN characters, NUL-terminated; fixed for the core's life). */
+const char *core_epoch(const struct server_core *c);
+
 /* The port actually bound (useful with port 0). */
 int core_port(struct server_core *c);
 

@@ -83,6 +83,7 @@ static PyObject *server_start_core(ServerObject *self, PyObject *config)
         return NULL;
     }
     self->core = core;
+    memcpy(self->epoch, core_epoch(core), sizeof(self->epoch));
     return PyLong_FromLong(core_port(core));
 }
 
@@ -191,6 +192,11 @@ static PyObject *server_tick_stats(ServerObject *self, PyObject *Py_UNUSED(ignor
         return NULL;
     return Py_BuildValue("{sKsNsL}", "ticks", (unsigned long long)ticks, "durations_us", list,
                          "first_tick_us", (long long)first);
+}
+
+const char *sb_server_epoch(const ServerObject *self)
+{
+    return self->epoch[0] ? self->epoch : NULL;
 }
 
 struct snapshot *sb_server_latest(ServerObject *self)
@@ -305,7 +311,17 @@ static PyObject *get_event_fd(ServerObject *self, void *Py_UNUSED(c))
     return PyLong_FromLong(core_event_fd(self->core));
 }
 
+static PyObject *get_epoch(ServerObject *self, void *Py_UNUSED(c))
+{
+    const char *epoch = sb_server_epoch(self);
+    return epoch ? PyUnicode_FromString(epoch) : Py_NewRef(Py_None);
+}
+
 static PyGetSetDef server_getset[] = {
+    {"epoch", (getter)get_epoch, NULL,
+     "The epoch that names this run's numbering of seq (a new random one at every start; kept "
+     "after stop), or None before the first start.",
+     NULL},
     {"running", (getter)get_running, NULL, "True while the core runs (start_core to finish_stop).",
      NULL},
     {"event_fd", (getter)get_event_fd, NULL,

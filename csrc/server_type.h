@@ -16,6 +16,7 @@
 typedef struct {
     PyObject_HEAD
     struct server_core *core;      /* NULL unless running */
+    char epoch[SB_EPOCH_LEN + 1];  /* the epoch of the last start, "" before the first */
     struct snapshot *cache_snap;   /* the snapshot `cache` was built from (a reference), or NULL */
     PyObject *cache;               /* dict: skill (str, or None for all) -> metrics_update text */
     PyObject *weakrefs;
@@ -32,6 +33,10 @@ PyObject *sb_server_update_text(ServerObject *self, PyObject *skill);
 /* The latest snapshot (a reference the caller releases), or NULL when not running or before the
  * first tick. */
 struct snapshot *sb_server_latest(ServerObject *self);
+
+/* The epoch of the running server, or of the last run once stopped; NULL before the first
+ * start. */
+const char *sb_server_epoch(const ServerObject *self);
 
 /* b's text as a str (invalid UTF-8 replaced), freeing b: a new reference, or NULL with
  * MemoryError when b ran out of memory while being written. */

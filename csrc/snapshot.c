@@ -126,8 +126,8 @@ const struct skill_stats *metrics_find(const struct metrics *m, const char *name
     return NULL;
 }
 
-struct snapshot *snapshot_new(struct metrics *m, uint64_t seq, int64_t taken_ms, int stale,
-                              size_t top_n)
+struct snapshot *snapshot_new(struct metrics *m, const char *epoch, uint64_t seq,
+                              int64_t taken_ms, int stale, size_t top_n)
 {
     struct snapshot *s = calloc(1, sizeof(*s));
     if (!s)
@@ -135,6 +135,8 @@ struct snapshot *snapshot_new(struct metrics *m, uint64_t seq, int64_t taken_ms,
     metrics_ref(m);
     s->refs = 1;
     s->seq = seq;
+    memcpy(s->epoch, epoch, SB_EPOCH_LEN);
+    s->epoch[SB_EPOCH_LEN] = '\0';
     s->taken_ms = taken_ms;
     s->stale = stale;
     s->top_n = top_n;
@@ -250,6 +252,8 @@ void snapshot_write_update(const struct snapshot *s, const char *skill, size_t s
     iso_format_ms(s->taken_ms, iso);
     jb_lit(out, "{\"type\":\"metrics_update\",\"seq\":");
     jb_int(out, (long long)s->seq);
+    jb_lit(out, ",\"epoch\":");
+    jb_cstr(out, s->epoch);
     jb_lit(out, ",\"timestamp\":");
     jb_cstr(out, iso);
     jb_lit(out, ",\"data\":{\"top_skills\":[");

@@ -14,6 +14,10 @@ struct prom_view;
  * every update or reply. */
 #define SKILL_NAME_MAX 1024
 
+/* An epoch names one numbering of seq (section 9 of the protocol): 16 lowercase hex digits of
+ * randomness, new whenever the numbering starts again (each server start). */
+#define SB_EPOCH_LEN 16
+
 /* Per-skill figures; field names follow the wire protocol's metrics_update
  * (docs/realtime/WEBSOCKET_SERVER.md, "Wire protocol v1"). */
 struct skill_stats {
@@ -57,7 +61,8 @@ struct metrics {
 /* One broadcast: metrics plus the envelope of the tick that produced it. */
 struct snapshot {
     int refs;                       /* atomic */
-    uint64_t seq;
+    uint64_t seq;                   /* 1, 2, ... within the epoch */
+    char epoch[SB_EPOCH_LEN + 1];
     int64_t taken_ms;
     int stale;
     size_t top_n;
@@ -79,9 +84,10 @@ void anomaly_free_array(struct anomaly *anomalies, size_t n);
 /* The entry for a skill name, or NULL. */
 const struct skill_stats *metrics_find(const struct metrics *m, const char *name, size_t len);
 
-/* A snapshot holding a new reference to m.  Returns NULL when out of memory. */
-struct snapshot *snapshot_new(struct metrics *m, uint64_t seq, int64_t taken_ms, int stale,
-                              size_t top_n);
+/* A snapshot holding a new reference to m, numbered seq in epoch (SB_EPOCH_LEN characters,
+ * copied).  Returns NULL when out of memory. */
+struct snapshot *snapshot_new(struct metrics *m, const char *epoch, uint64_t seq,
+                              int64_t taken_ms, int stale, size_t top_n);
 void snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);
 

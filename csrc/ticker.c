@@ -8,9 +8,27 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "log.h"
 #include "prom_reader.h"
 #include "timeutil.h"
+
+/* A fresh epoch: random, so that a client holding a seq of an earlier run (or of another
+ * server) never mistakes it for one of this run. */
+static int new_epoch(char out[SB_EPOCH_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char bytes[SB_EPOCH_LEN / 2];
+    if (RAND_bytes(bytes, (int)sizeof(bytes)) != 1)
+        return -1;
+    for (size_t i = 0; i < sizeof(bytes); i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
+    }
+    out[SB_EPOCH_LEN] = '\0';
+    return 0;
+}
 
 int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size_t top_n,
                 double threshold, int record_anomalies, struct event_queue *events,
@@ -19,7 +37,7 @@ int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size
     pthread_condattr_t attr;
 
     memset(t, 0, sizeof(*t));
-    if (dbr_init(&t->reader, db_path) < 0)
+    if (new_epoch(t->epoch) < 0 || dbr_init(&t->reader, db_path) < 0)
         return -1;
     t->interval_us = interval_us;
     t->top_n = top_n;
@@ -409,7 +427,7 @@ static struct snapshot *build_snapshot(struct ticker *t)
                 return NULL;
         }
     }
-    return snapshot_new(t->last_good, ++t->seq, now, stale, t->top_n);
+    return snapshot_new(t->last_good, t->epoch, ++t->seq, now, stale, t->top_n);
 }
 
 static void add_us(struct timespec *ts, int64_t us)

@@ -52,6 +52,7 @@ struct ticker {
     ticker_publish_fn publish;
     void *publish_ctx;
     struct event_queue *events;
+    char epoch[SB_EPOCH_LEN + 1]; /* this run's numbering of seq; read by any thread */
 
     /* guarded by lock */
     pthread_mutex_t lock;
@@ -83,7 +84,7 @@ struct ticker {
     int started;
 };
 
-/* Set up (no thread yet).  Returns 0, or -1 when out of memory. */
+/* Set up (no thread yet), with a new random epoch.  Returns 0, or -1 when out of memory. */
 int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size_t top_n,
                 double threshold, int record_anomalies, struct event_queue *events,
                 ticker_publish_fn publish, void *publish_ctx);

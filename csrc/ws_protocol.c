@@ -157,9 +157,15 @@ static void handle_message(struct session *s)
     struct service *svc = s->svc;
     struct dispatch_result res;
     struct msgbuf *reply = msgbuf_new(256);
+    struct dispatch_env env = {
+        .snap = svc->fan.current,
+        .epoch = svc->ticker->epoch,
+        .auth_pending = s->auth_pending,
+        .now_ms = now_unix_ms(),
+    };
 
-    if (!reply || dispatch_message(s->rx.data, s->rx.len, s->rx.binary, svc->fan.current,
-                                   s->auth_pending, now_unix_ms(), &res, &reply->jb) < 0) {
+    if (!reply || dispatch_message(s->rx.data, s->rx.len, s->rx.binary, &env, &res,
+                                   &reply->jb) < 0) {
         msgbuf_unref(reply);
         close_out_of_memory(s);
         return;
@@ -370,7 +376,8 @@ static void admit(struct session *s)
     /* Every snapshot built so far counts as sent, also one still on its way to this thread:
      * the first update is the next tick's. */
     struct snapshot *latest = ticker_latest(svc->ticker);
-    fanout_skip_to(&s->sub, latest ? latest->seq : 0);
+    uint64_t seen = latest ? latest->seq : 0;
+    fanout_skip_to(&s->sub, seen);
     snapshot_unref(latest);
 
     if (s->authenticated)
@@ -379,7 +386,8 @@ static void admit(struct session *s)
     else
         sb_log(svc->events, SB_INFO, "client %llu connected from %s (%zu connected)",
                (unsigned long long)s->id, s->peer, svc->n_sessions);
-    dispatch_write_connected(&hello->jb, s->authenticated, now_unix_ms());
+    dispatch_write_connected(&hello->jb, s->authenticated, svc->ticker->epoch, seen,
+                             now_unix_ms());
     queue_reply(s, hello);
 }
 

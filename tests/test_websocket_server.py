@@ -213,7 +213,7 @@ async def test_clients_lists_network_clients(server, client_factory) -> None:
 @pytest.mark.parametrize("key", ["skill", "skill_name"])
 async def test_subscribe_to_one_skill(client, seeded_db, key) -> None:
     reply = await request(client, {"type": "subscribe", key: "mypy"})
-    assert set(reply) == {"type", "skill", "skill_name", "message", "timestamp"}, reply
+    assert set(reply) == {"type", "skill", "skill_name", "message", "timestamp", "epoch", "seq"}, reply
     assert reply["type"] == "subscription_confirmed"
     assert reply["skill"] == "mypy"
     assert reply["skill_name"] == "mypy"

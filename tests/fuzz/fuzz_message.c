@@ -3,7 +3,8 @@
  *
  * Input: a sequence of fragments, each [flags:1][length:2 little-endian][bytes].
  * flags bit 0: first fragment of a message; bit 1: final; bit 2: binary frame;
- * bit 3: authentication pending; bit 4: no snapshot yet (before the first tick).
+ * bit 3: authentication pending; bit 4: no snapshot yet (before the first tick);
+ * bit 5: no epoch known (an in-process session of a stopped server).
  * A final fragment dispatches the message. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ static struct snapshot *make_snapshot(void)
     anomalies[0].deviation_score = -3.25;
     anomalies[0].detected_ms = 1700000000000;
     struct metrics *m = metrics_build(skills, n, anomalies, 1);
-    struct snapshot *s = m ? snapshot_new(m, 7, 1700000000000, 0, 10) : NULL;
+    struct snapshot *s = m ? snapshot_new(m, "0123456789abcdef", 7, 1700000000000, 0, 10) : NULL;
     if (!s)
         abort();
     metrics_unref(m);
@@ -89,8 +90,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         jbuf reply;
         if (jb_init(&reply, 16, 256) < 0)
             abort();
-        if (dispatch_message(rx.data, rx.len, rx.binary, (flags & 16) ? NULL : snap, (flags >> 3) & 1,
-                             1700000000123, &res, &reply) == 0) {
+        struct dispatch_env env = {
+            .snap = (flags & 16) ? NULL : snap,
+            .epoch = (flags & 32) ? NULL : "0123456789abcdef",
+            .auth_pending = (flags >> 3) & 1,
+            .now_ms = 1700000000123,
+        };
+        if (dispatch_message(rx.data, rx.len, rx.binary, &env, &res, &reply) == 0) {
             check_reply(&reply);
             if (res.action == DA_SUBSCRIBE && res.skill) {
                 jbuf update;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "assert_metrics_data_matches",
     "assert_metrics_update_shape",
     "assert_recent",
+    "assert_stream_position",
     "top_names",
 ]
 
@@ -32,12 +34,24 @@ def assert_recent(ts: str, slack: timedelta = timedelta(minutes=2)) -> None:
     assert abs(now - when) < slack, f"timestamp {ts} is not close to now ({now.isoformat()})"
 
 
+EPOCH_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def assert_stream_position(msg: dict[str, Any]) -> None:
+    """`epoch` (16 hex digits) and `seq` (an int >= 0), as connected, subscription_confirmed and
+    metrics_update carry them."""
+    assert isinstance(msg["epoch"], str) and EPOCH_RE.match(msg["epoch"]), msg
+    assert type(msg["seq"]) is int and msg["seq"] >= 0, msg
+
+
 def assert_connected(msg: dict[str, Any]) -> None:
-    assert set(msg) == {"type", "message", "authenticated", "protocol_version", "timestamp"}, msg
+    assert set(msg) == {"type", "message", "authenticated", "protocol_version", "epoch", "seq",
+                        "timestamp"}, msg
     assert msg["type"] == "connected"
     assert msg["message"] == "Connected to Session-Buddy real-time metrics"
     assert msg["authenticated"] is False
-    assert msg["protocol_version"] == "1.0"
+    assert msg["protocol_version"] == "1.1"
+    assert_stream_position(msg)
     assert TS_RE.match(msg["timestamp"]), msg["timestamp"]
     assert_recent(msg["timestamp"])
 
@@ -68,9 +82,9 @@ def assert_anomaly_shape(anomaly: dict[str, Any]) -> None:
 
 def assert_metrics_update_shape(msg: dict[str, Any]) -> None:
     """Exactly the fields and types of the wire protocol (docs/realtime/WEBSOCKET_SERVER.md), in a healthy (not stale) state."""
-    assert set(msg) == {"type", "seq", "timestamp", "data"}, sorted(msg)
+    assert set(msg) == {"type", "seq", "epoch", "timestamp", "data"}, sorted(msg)
     assert msg["type"] == "metrics_update"
-    assert type(msg["seq"]) is int and msg["seq"] >= 0
+    assert_stream_position(msg)
     assert TS_RE.match(msg["timestamp"]), msg["timestamp"]
     assert_recent(msg["timestamp"])
     data = msg["data"]

@@ -48,7 +48,7 @@ async def test_many_pings_get_as_many_pongs_in_order(client) -> None:
 @pytest.mark.parametrize("key", ["skill", "skill_name"])
 async def test_subscription_confirmation_fields(client, key) -> None:
     reply = await request(client, {"type": "subscribe", key: "ruff-check"})
-    assert set(reply) == {"type", "skill", "skill_name", "message", "timestamp"}
+    assert set(reply) == {"type", "skill", "skill_name", "message", "timestamp", "epoch", "seq"}
     assert reply["type"] == "subscription_confirmed"
     assert (reply["skill"], reply["skill_name"]) == ("ruff-check", "ruff-check")
     assert isinstance(reply["message"], str) and reply["message"]
