@@ -29,6 +29,7 @@ struct analytics {
     size_t *slots;          /* open addressing: skill index + 1, 0 = empty */
     size_t n_slots;         /* a power of two, at least twice n_skills */
     int64_t horizon_ms;     /* events older than this are out of every window for good */
+    struct history *history; /* also counts every invocation with a time, or NULL */
 };
 
 static uint64_t fnv1a(const char *s, size_t n)
@@ -124,6 +125,11 @@ static struct skill_entry *find_or_add(struct analytics *a, const char *name, si
     return e;
 }
 
+void analytics_set_history(struct analytics *a, struct history *h)
+{
+    a->history = h;
+}
+
 int analytics_add(struct analytics *a, const char *skill, size_t skill_len, int64_t invoked_ms,
                   int completed, double duration)
 {
@@ -139,6 +145,10 @@ int analytics_add(struct analytics *a, const char *skill, size_t skill_len, int6
         e->events = grown;
         e->cap_events = cap;
     }
+    /* Last, as the only other step that can fail: the engine is then unchanged. */
+    if (a->history && invoked_ms >= 0 &&
+        history_add(a->history, skill, skill_len, invoked_ms, completed, duration) < 0)
+        return -1;
     int has_duration = completed && !isnan(duration);
     e->total++;
     e->completed += completed != 0;

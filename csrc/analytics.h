@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "history.h"
 #include "snapshot.h"
 
 #define ANALYTICS_HOUR_MS (3600LL * 1000)
@@ -27,6 +28,10 @@ struct analytics *analytics_new(void);
 
 /* Free the engine and everything it holds.  NULL is fine. */
 void analytics_free(struct analytics *a);
+
+/* From now on, also count every invocation analytics_add records (with a time) in h, which
+ * must outlive the engine or be detached with NULL. */
+void analytics_set_history(struct analytics *a, struct history *h);
 
 /*
  * Record one invocation.  invoked_ms is -1 when its invoked_at is not a

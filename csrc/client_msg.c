@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "json_object.h"
 #include "snapshot.h"
 
@@ -13,8 +14,16 @@
 _Static_assert(SKILL_NAME_MAX == 1024, "the invalid_request message below quotes the limit");
 
 /* The top-level keys this protocol reads. */
-enum field { F_NONE = -1, F_TYPE, F_SKILL, F_SKILL_NAME, F_TOKEN, F_COUNT };
-static const char *const field_names[F_COUNT] = {"type", "skill", "skill_name", "token"};
+enum field {
+    F_NONE = -1, F_TYPE, F_SKILL, F_SKILL_NAME, F_TOKEN, F_SINCE, F_SINCE_EPOCH, F_SINCE_SEQ,
+    F_WINDOW, F_STEP, F_COUNT
+};
+static const char *const field_names[F_COUNT] = {"type",        "skill",     "skill_name",
+                                                 "token",       "since",     "since.epoch",
+                                                 "since.seq",   "window",    "step"};
+
+/* The largest seq a client may name: every integer up to it is exact in a JSON number. */
+#define SEQ_MAX 9007199254740992.0
 
 struct message_type {
     const char *name;
@@ -27,7 +36,58 @@ static const struct message_type message_types[] = {
     {"ping", CM_PING},
     {"get_metrics", CM_GET_METRICS},
     {"auth", CM_AUTH},
+    {"get_history", CM_GET_HISTORY},
 };
+
+/* A whole number in lo..hi, or absent (then *out = dflt).  Returns 0, or -1. */
+static int take_whole(const struct jo_value *v, double lo, double hi, long long dflt,
+                      long long *out)
+{
+    if (v->kind == JO_ABSENT) {
+        *out = dflt;
+        return 0;
+    }
+    if (v->kind != JO_NUMBER || !(v->number >= lo && v->number <= hi) ||
+        v->number != (double)(long long)v->number)
+        return -1;
+    *out = (long long)v->number;
+    return 0;
+}
+
+/* The "since" of a subscribe into out.  Returns a status with err set. */
+static int take_since(const struct jo_value *ps, struct client_msg *out, char *err, size_t errlen)
+{
+    const struct jo_value *since = &ps[F_SINCE], *epoch = &ps[F_SINCE_EPOCH];
+    long long seq;
+    if (since->kind == JO_ABSENT || since->kind == JO_NULL)
+        return CM_OK;
+    if (since->kind != JO_OTHER || epoch->kind != JO_STRING || epoch->len > CM_EPOCH_MAX ||
+        memchr(epoch->s, '\0', epoch->len) || ps[F_SINCE_SEQ].kind == JO_ABSENT ||
+        take_whole(&ps[F_SINCE_SEQ], 0, SEQ_MAX, 0, &seq) < 0) {
+        jo_set_err(err, errlen,
+                   "\"since\" must be {\"epoch\": string, \"seq\": integer >= 0} or null", NULL);
+        return CM_INVALID_REQUEST;
+    }
+    out->has_since = 1;
+    memcpy(out->since_epoch, epoch->s, epoch->len + 1);
+    out->since_seq = (uint64_t)seq;
+    return CM_OK;
+}
+
+/* The window and step of a get_history into out.  Returns a status with err set. */
+static int take_history_range(const struct jo_value *ps, struct client_msg *out, char *err,
+                              size_t errlen)
+{
+    if (take_whole(&ps[F_WINDOW], 1, HISTORY_MAX_WINDOW_S, HISTORY_DEFAULT_WINDOW_S,
+                   &out->window_s) < 0 ||
+        take_whole(&ps[F_STEP], HISTORY_MIN_STEP_S, HISTORY_MAX_STEP_S, HISTORY_DEFAULT_STEP_S,
+                   &out->step_s) < 0) {
+        jo_set_err(err, errlen, HISTORY_RANGE_TEXT, NULL);
+        return CM_INVALID_REQUEST;
+    }
+    return history_request_check(out->window_s, out->step_s, err, errlen) < 0 ? CM_INVALID_REQUEST
+                                                                            : CM_OK;
+}
 
 /* The field naming the skill: F_NONE when neither key is present, or -2
  * when both are and their values differ (null counts as a value). */
@@ -100,20 +160,28 @@ static int interpret(struct jo_value *ps, struct client_msg *out, char *err, siz
         return take_token(ps, out, err, errlen);
 
     case CM_SUBSCRIBE:
-    case CM_GET_METRICS: {
+    case CM_GET_METRICS:
+    case CM_GET_HISTORY: {
         int f = pick_skill(ps);
+        int st = CM_OK;
         if (f == -2) {
             jo_set_err(err, errlen, "\"skill\" and \"skill_name\" differ", NULL);
             return CM_INVALID_REQUEST;
         }
-        if (type == CM_SUBSCRIBE && (f == F_NONE || ps[f].kind == JO_NULL)) {
-            out->type = CM_SUBSCRIBE; /* all skills */
+        if (type == CM_SUBSCRIBE)
+            st = take_since(ps, out, err, errlen);
+        else if (type == CM_GET_HISTORY)
+            st = take_history_range(ps, out, err, errlen);
+        if (st != CM_OK)
+            return st;
+        if (type != CM_GET_METRICS && (f == F_NONE || ps[f].kind == JO_NULL)) {
+            out->type = type; /* all skills */
             return CM_OK;
         }
         if (f == F_NONE || ps[f].kind != JO_STRING) {
             jo_set_err(err, errlen,
-                    type == CM_SUBSCRIBE ? "\"skill_name\" must be a string or null"
-                                         : "\"skill_name\" must be a string",
+                    type != CM_GET_METRICS ? "\"skill_name\" must be a string or null"
+                                           : "\"skill_name\" must be a string",
                     NULL);
             return CM_INVALID_REQUEST;
         }

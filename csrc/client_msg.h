@@ -3,6 +3,10 @@
 #define SB_CLIENT_MSG_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* The longest epoch a since may name: any longer one is invalid_request. */
+#define CM_EPOCH_MAX 64
 
 enum cm_type {
     CM_NONE = 0,        /* no usable type (see status) */
@@ -11,6 +15,7 @@ enum cm_type {
     CM_PING,
     CM_GET_METRICS,
     CM_AUTH,
+    CM_GET_HISTORY,
 };
 
 enum cm_status {
@@ -33,6 +38,9 @@ enum cm_status {
  *   present with different values (null counts as a value) the message is
  *   CM_INVALID_REQUEST.  skill_len excludes the NUL.
  * token: for CM_AUTH, the "token" string.
+ * has_since, since_epoch, since_seq: for CM_SUBSCRIBE with a "since" object.
+ * window_s, step_s: for CM_GET_HISTORY, with their defaults filled in; skill NULL means all
+ *   skills.
  */
 struct client_msg {
     enum cm_type type;
@@ -40,6 +48,10 @@ struct client_msg {
     char *skill;
     size_t skill_len;
     char *token;
+    int has_since;
+    char since_epoch[CM_EPOCH_MAX + 1];
+    uint64_t since_seq;
+    long long window_s, step_s;
 };
 
 /*
@@ -57,6 +69,13 @@ struct client_msg {
  *   type -> CM_INVALID_REQUEST.
  * - get_metrics: skill / skill_name must be a string -> else CM_INVALID_REQUEST.
  * - auth: token must be a string -> else CM_INVALID_REQUEST.
+ * - subscribe: "since" absent or null means none; otherwise it must be an
+ *   object with "epoch" a string of at most CM_EPOCH_MAX bytes without NUL and
+ *   "seq" an integer 0..2^53 -> else CM_INVALID_REQUEST.
+ * - get_history: skill / skill_name as for subscribe (null or absent: all
+ *   skills); "window" and "step" absent or integers that
+ *   history_request_check accepts (defaults 3600 and 60) -> else
+ *   CM_INVALID_REQUEST.
  * - a skill name containing a NUL byte, an empty skill name, or one longer
  *   than SKILL_NAME_MAX (1024) bytes -> CM_INVALID_REQUEST.
  * - unsubscribe / ping: other fields are ignored.

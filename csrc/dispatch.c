@@ -1,6 +1,7 @@
 /* dispatch.c - the protocol's request handling as plain C: bytes in, action and reply out. */
 #include "dispatch.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,7 @@ void dispatch_write_error(jbuf *out, const char *code, const char *message,
 }
 
 void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len,
-                               const char *epoch, uint64_t seq, int64_t now_ms)
+                               const char *epoch, uint64_t seq, int recovered, int64_t now_ms)
 {
     jb_lit(out, "{\"type\":\"subscription_confirmed\",\"skill\":");
     if (skill)
@@ -76,10 +77,15 @@ void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len,
     }
     write_timestamp_field(out, now_ms);
     write_stream_position(out, epoch, seq);
+    if (recovered >= 0) {
+        jb_lit(out, ",\"recovered\":");
+        jb_bool(out, recovered);
+    }
     jb_lit(out, "}");
 }
 
-static void write_unknown_skill(jbuf *out, const char *skill, size_t skill_len)
+static void write_unknown_skill(jbuf *out, const char *skill, size_t skill_len,
+                                const char *request_type)
 {
     jbuf msg;
     if (jb_init(&msg, 0, skill_len + 32) == 0) {
@@ -87,7 +93,9 @@ static void write_unknown_skill(jbuf *out, const char *skill, size_t skill_len)
         jb_raw(&msg, skill, skill_len);
         jb_lit(out, "{\"type\":\"error\",\"code\":\"" SB_ERR_UNKNOWN_SKILL "\",\"message\":");
         jb_str(out, jb_text(&msg), msg.len);
-        jb_lit(out, ",\"request_type\":\"get_metrics\"}");
+        jb_lit(out, ",\"request_type\":");
+        jb_cstr(out, request_type);
+        jb_lit(out, "}");
     }
     out->failed |= msg.failed;
     jb_free(&msg);
@@ -99,6 +107,59 @@ static void write_metrics_response(jbuf *out, const struct skill_stats *st, int6
     snapshot_write_skill_metrics(st, out);
     write_timestamp_field(out, now_ms);
     jb_lit(out, "}");
+}
+
+static void write_history_point(jbuf *out, const struct history_point *p)
+{
+    char iso[32];
+    iso_format_ms(p->t_ms, iso);
+    jb_lit(out, "{\"t\":");
+    jb_cstr(out, iso);
+    jb_lit(out, ",\"invocation_count\":");
+    jb_int(out, (long long)p->invocations);
+    jb_lit(out, ",\"completed_count\":");
+    jb_int(out, (long long)p->completed);
+    jb_lit(out, ",\"avg_duration\":");
+    jb_double(out, p->n_durations ? p->sum_durations / (double)p->n_durations : NAN);
+    jb_lit(out, "}");
+}
+
+/* The history_response for a parsed get_history (unknown_skill for a skill with no data). */
+static void write_history(jbuf *out, const struct dispatch_env *env, const struct client_msg *msg)
+{
+    if (msg->skill && !(env->snap && metrics_find(env->snap->metrics, msg->skill, msg->skill_len)) &&
+        !(env->history && history_knows(env->history, msg->skill, msg->skill_len))) {
+        write_unknown_skill(out, msg->skill, msg->skill_len, "get_history");
+        return;
+    }
+    struct history_point *points = malloc(HISTORY_MAX_POINTS * sizeof(*points));
+    if (!points) {
+        out->failed = 1;
+        return;
+    }
+    size_t n = 0;
+    if (env->history)
+        n = history_query(env->history, msg->skill, msg->skill_len, env->now_ms, msg->window_s,
+                          msg->step_s, points);
+    jb_lit(out, "{\"type\":\"history_response\",\"skill_name\":");
+    if (msg->skill)
+        jb_str(out, msg->skill, msg->skill_len);
+    else
+        jb_null(out);
+    jb_lit(out, ",\"window\":");
+    jb_int(out, msg->window_s);
+    jb_lit(out, ",\"step\":");
+    jb_int(out, msg->step_s);
+    jb_lit(out, ",\"points\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            jb_lit(out, ",");
+        write_history_point(out, &points[i]);
+    }
+    jb_lit(out, "]");
+    write_timestamp_field(out, env->now_ms);
+    jb_lit(out, "}");
+    free(points);
 }
 
 static const char *status_code(int status)
@@ -139,13 +200,24 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct d
     }
 
     switch (msg.type) {
-    case CM_SUBSCRIBE:
+    case CM_SUBSCRIBE: {
+        int recovered = -1; /* no since: the reply says nothing about recovery */
+        if (msg.has_since) {
+            recovered = env->recovery &&
+                        recovery_can_resume(env->recovery, msg.since_epoch, msg.since_seq);
+            res->resume = recovered;
+            res->resume_seq = msg.since_seq;
+        }
         res->action = DA_SUBSCRIBE;
         res->skill = msg.skill;
         res->skill_len = msg.skill_len;
         msg.skill = NULL;
         dispatch_write_subscribed(reply, res->skill, res->skill_len, env->epoch,
-                                  snap ? snap->seq : 0, now_ms);
+                                  snap ? snap->seq : 0, recovered, now_ms);
+        break;
+    }
+    case CM_GET_HISTORY:
+        write_history(reply, env, &msg);
         break;
     case CM_UNSUBSCRIBE:
         res->action = DA_UNSUBSCRIBE;
@@ -164,7 +236,7 @@ int dispatch_message(const char *data, size_t len, int is_binary, const struct d
         if (st)
             write_metrics_response(reply, st, now_ms);
         else
-            write_unknown_skill(reply, msg.skill, msg.skill_len);
+            write_unknown_skill(reply, msg.skill, msg.skill_len, "get_metrics");
         break;
     }
     case CM_AUTH:

@@ -7,6 +7,8 @@
 
 #include "json_writer.h"
 #include "protocol_codes.h"
+#include "history.h"
+#include "recovery.h"
 #include "snapshot.h"
 
 enum dispatch_action {
@@ -20,6 +22,8 @@ struct dispatch_result {
     enum dispatch_action action;
     char *skill;      /* DA_SUBSCRIBE: owned, NUL-terminated, or NULL for all */
     size_t skill_len;
+    int resume;       /* DA_SUBSCRIBE: recovered, so every update after resume_seq is owed */
+    uint64_t resume_seq;
     char *token;      /* DA_AUTH: owned */
 };
 
@@ -29,6 +33,8 @@ struct dispatch_env {
                                   * get_metrics, and its seq is the one confirmations carry */
     const char *epoch;           /* the stream's epoch (SB_EPOCH_LEN characters), or NULL when
                                   * none is known (an in-process session of a stopped server) */
+    struct recovery *recovery;   /* decides whether a subscribe's since can be resumed */
+    struct history *history;     /* answers get_history */
     int auth_pending;            /* the client has not authenticated yet and must */
     int64_t now_ms;
 };
@@ -56,8 +62,9 @@ void dispatch_write_error(jbuf *out, const char *code, const char *message,
                           const char *request_type);
 
 /* Append the `subscription_confirmed` reply for skill (NULL = all skills), with the epoch
- * (NULL writes null) and the seq of the newest update (0 before the first). */
+ * (NULL writes null), the seq of the newest update (0 before the first) and `recovered`
+ * (-1 leaves it out: the subscribe had no since). */
 void dispatch_write_subscribed(jbuf *out, const char *skill, size_t skill_len,
-                               const char *epoch, uint64_t seq, int64_t now_ms);
+                               const char *epoch, uint64_t seq, int recovered, int64_t now_ms);
 
 #endif

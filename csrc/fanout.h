@@ -20,6 +20,7 @@ struct fanout_group;
 struct fanout {
     struct fanout_group *groups;  /* distinct subscriptions, each with its cached frame */
     struct snapshot *current;     /* what every update is built from; NULL before the first */
+    struct recovery *recovery;    /* where a resuming session's missed updates come from */
 };
 
 /* One session's subscription: its group (NULL after unsubscribe) and the newest snapshot it
@@ -27,6 +28,7 @@ struct fanout {
 struct fanout_sub {
     struct fanout_group *group;
     uint64_t sent_seq;
+    int replaying;                /* resumed: every snapshot after sent_seq is owed, in order */
 };
 
 /* Join the group for `skill` (len bytes; NULL for all skills), creating it if needed.
@@ -43,15 +45,30 @@ const char *fanout_group_skill(const struct fanout_group *g, size_t *len);
 /* 1 when sub is subscribed and has not been sent the current snapshot yet, else 0. */
 int fanout_update_pending(const struct fanout *f, const struct fanout_sub *sub);
 
-/* The frame of sub's group for the current snapshot, from now on counted as sent to sub.
- * Built on the group's first claim of each snapshot, then shared: borrowed, valid until the
- * group's next frame is built or the group is freed (msgbuf_ref to keep it longer).  Call only
- * when fanout_update_pending.  Returns NULL when out of memory (nothing counted as sent). */
-struct msgbuf *fanout_claim(struct fanout *f, struct fanout_sub *sub);
+enum fanout_claim_status {
+    FC_OK = 0,
+    FC_NOMEM,      /* out of memory: nothing counted as sent */
+    FC_BEHIND,     /* replaying, and the next update owed has left the recovery window */
+};
+
+/*
+ * The next update owed to sub, from now on counted as sent, into *out (a new reference the
+ * caller drops).  Normally the frame of sub's group for the current snapshot: built on the
+ * group's first claim of each snapshot, then shared.  While sub is replaying, the retained
+ * snapshot after sent_seq, serialised for this session alone, one per claim (so a slow reader
+ * is paced by its own socket and holds one frame at a time); once that reaches the current
+ * snapshot, the replay ends and the shared frames follow.  Call only when
+ * fanout_update_pending.  Returns an enum fanout_claim_status.
+ */
+int fanout_claim(struct fanout *f, struct fanout_sub *sub, struct msgbuf **out);
 
 /* Count every snapshot up to seq as sent to sub: the first update it gets is a newer one
- * (0: the current snapshot is due at once). */
+ * (0: the current snapshot is due at once).  Ends a replay. */
 void fanout_skip_to(struct fanout_sub *sub, uint64_t seq);
+
+/* Resume sub after seq: every snapshot after it is owed, in order, without conflation, until
+ * the replay reaches the current one. */
+void fanout_resume_after(struct fanout_sub *sub, uint64_t seq);
 
 /* The tick: s (whose reference passes here) replaces the current snapshot.  Returns how many
  * subscribed sessions of the list never got the one it replaces (slow readers: conflated).

@@ -242,6 +242,7 @@ static void write_anomaly_counts(jbuf *b, const struct prom_view *v)
 static void write_upstream_metrics(const struct http_context *ctx, jbuf *b)
 {
     const struct metrics *m = ctx->snapshot ? ctx->snapshot->metrics : NULL;
+    const struct prom_view *prom = ctx->snapshot ? ctx->snapshot->prom : NULL;
 
     if (ctx->ticker->last_ok_ms >= 0) {
         family_header(b, "skill_metrics_cache_last_update", "gauge",
@@ -250,16 +251,16 @@ static void write_upstream_metrics(const struct http_context *ctx, jbuf *b)
         jb_double(b, (double)ctx->ticker->last_ok_ms / 1000.0);
         jb_lit(b, "\n");
     }
-    if (!m || !m->prom)
+    if (!m || !prom)
         return; /* no DB read yet */
-    write_invocation_counts(b, m->prom);
-    write_duration_histograms(b, m->prom);
+    write_invocation_counts(b, prom);
+    write_duration_histograms(b, prom);
     write_completion_rates(b, m);
-    write_anomaly_counts(b, m->prom);
+    write_anomaly_counts(b, prom);
     family_header(b, "active_sessions_total", "gauge",
                   "Sessions (distinct session_id) with an invocation in the last hour.");
     jb_lit(b, "active_sessions_total ");
-    jb_int(b, (long long)m->prom->active_sessions);
+    jb_int(b, (long long)prom->active_sessions);
     jb_lit(b, "\n");
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "recovery.h"
 #include "server_type.h"
 #include "snapshot.h"
 #include "timeutil.h"
@@ -15,6 +16,8 @@ typedef struct {
     int subscribed;
     PyObject *skill;             /* the subscription's skill (str), or None for all skills */
     unsigned long long generation; /* counts the subscription's changes */
+    uint64_t sent_seq;           /* the newest update handed out (next_update) */
+    int replaying;               /* resumed: every retained update after sent_seq is owed */
 } SessionObject;
 
 static PyObject *session_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -42,6 +45,10 @@ static PyObject *session_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->max_message_size = max_message_size;
     self->subscribed = 1; /* a new client gets every skill's updates, as on the network path */
     self->skill = Py_NewRef(skill);
+    /* ... from the next tick on: nothing unsolicited follows its greeting. */
+    struct snapshot *latest = sb_server_latest(self->server);
+    self->sent_seq = latest ? latest->seq : 0;
+    snapshot_unref(latest);
     return (PyObject *)self;
 }
 
@@ -102,9 +109,12 @@ static PyObject *run_dispatch(SessionObject *self, PyObject *message, int auth_p
                              NULL);
     } else {
         struct snapshot *snap = sb_server_latest(self->server);
+        struct server_core *core = self->server->core;
         struct dispatch_env env = {
             .snap = snap,
             .epoch = sb_server_epoch(self->server),
+            .recovery = core ? core_recovery(core) : NULL,
+            .history = core ? core_history(core) : NULL,
             .auth_pending = auth_pending,
             .now_ms = now_unix_ms(),
         };
@@ -128,6 +138,9 @@ static PyObject *run_dispatch(SessionObject *self, PyObject *message, int auth_p
         Py_SETREF(self->skill, skill);
         self->subscribed = res->action == DA_SUBSCRIBE;
         self->generation++;
+        /* As on the network path: every missed update after a resume, else the current one. */
+        self->replaying = res->resume;
+        self->sent_seq = res->resume ? res->resume_seq : 0;
     }
     if (!reply.len) {
         jb_free(&reply);
@@ -178,14 +191,17 @@ static PyObject *session_subscribe(SessionObject *self, PyObject *skill)
     if (jb_init(&b, 0, 256) < 0)
         return PyErr_NoMemory();
     struct snapshot *snap = sb_server_latest(self->server);
-    dispatch_write_subscribed(&b, name, (size_t)len, sb_server_epoch(self->server),
-                              snap ? snap->seq : 0, now_unix_ms());
+    uint64_t seq = snap ? snap->seq : 0;
+    dispatch_write_subscribed(&b, name, (size_t)len, sb_server_epoch(self->server), seq, -1,
+                              now_unix_ms());
     snapshot_unref(snap);
     PyObject *text = sb_text_from_jbuf(&b);
     if (text) {
         Py_SETREF(self->skill, Py_NewRef(skill));
         self->subscribed = 1;
         self->generation++;
+        self->replaying = 0;
+        self->sent_seq = seq; /* the next tick brings the first update in the new form */
     }
     return text;
 }
@@ -197,6 +213,48 @@ static PyObject *session_update(SessionObject *self, PyObject *Py_UNUSED(ignored
     if (!self->subscribed)
         Py_RETURN_NONE;
     return sb_server_update_text(self->server, self->skill);
+}
+
+static PyObject *pair(PyObject *text, int behind)
+{
+    return text ? Py_BuildValue("(NO)", text, behind ? Py_True : Py_False) : NULL;
+}
+
+/* The next update owed, as next_update's docstring says. */
+static PyObject *session_next_update(SessionObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (require_server(self) < 0)
+        return NULL;
+    struct snapshot *latest = self->subscribed ? sb_server_latest(self->server) : NULL;
+    if (!latest)
+        return pair(Py_NewRef(Py_None), 0);
+    if (self->replaying && self->sent_seq + 1 < latest->seq) {
+        int gap;
+        struct snapshot *s = recovery_next(core_recovery(self->server->core), self->sent_seq, &gap);
+        if (!s || gap) {
+            snapshot_unref(s);
+            snapshot_unref(latest);
+            return pair(Py_NewRef(Py_None), 1);
+        }
+        if (s->seq < latest->seq) {
+            PyObject *text = sb_server_snapshot_text(self->server, s, self->skill);
+            if (text)
+                self->sent_seq = s->seq;
+            snapshot_unref(s);
+            snapshot_unref(latest);
+            return pair(text, 0);
+        }
+        snapshot_unref(s);
+    }
+    self->replaying = 0;
+    PyObject *text = Py_NewRef(Py_None);
+    if (latest->seq > self->sent_seq) {
+        Py_SETREF(text, sb_server_snapshot_text(self->server, latest, self->skill));
+        if (text)
+            self->sent_seq = latest->seq;
+    }
+    snapshot_unref(latest);
+    return pair(text, 0);
 }
 
 static PyObject *session_greeting(SessionObject *self, PyObject *authenticated)
@@ -254,6 +312,12 @@ static PyMethodDef session_methods[] = {
      "update($self, /)\n--\n\n"
      "The metrics_update text of the latest snapshot for this subscription, or None "
      "(unsubscribed, not running, or no snapshot yet)."},
+    {"next_update", (PyCFunction)session_next_update, METH_NOARGS,
+     "next_update($self, /)\n--\n\n"
+     "(text, fell_behind): the next metrics_update owed to this session, counted as handed out, "
+     "or None when nothing newer is due.  After a resumed subscribe, every retained update "
+     "after the since seq, one per call and in order, then the latest ones; fell_behind is True "
+     "when the next one owed has left the recovery window (close the client)."},
     {"greeting", (PyCFunction)session_greeting, METH_O,
      "greeting($self, authenticated, /)\n--\n\nThe connected message that opens a session."},
     {NULL},

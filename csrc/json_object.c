@@ -12,6 +12,7 @@ struct parse_state {
     const char *const *names;
     struct jo_value *values;
     int n;
+    int top;        /* the wanted name the current top-level key is, or NONE */
     int next;       /* field whose value LEJP reports next, or NONE */
     int collecting; /* field a string value is being assembled into, or NONE */
     int oom;
@@ -124,8 +125,21 @@ static signed char on_event(struct lejp_ctx *ctx, char reason)
         ps->next = NONE;
         if (ctx->sp == 0) {
             size_t key_len = ctx->pst[ctx->pst_sp].ppos;
+            ps->top = NONE;
             for (int f = 0; f < ps->n; f++)
                 if (jo_bytes_equal(ctx->path, key_len, ps->names[f])) {
+                    ps->next = ps->top = f;
+                    ps->values[f].count++;
+                }
+        } else if (ctx->sp == 1 && ps->top != NONE) {
+            /* A key of the object under a wanted top-level key: "parent.child".  The path alone
+             * could also be a top-level key holding a "." or a key under an empty one. */
+            size_t key_len = ctx->pst[ctx->pst_sp].ppos;
+            size_t parent_len = strlen(ps->names[ps->top]);
+            for (int f = 0; f < ps->n; f++)
+                if (jo_bytes_equal(ctx->path, key_len, ps->names[f]) && key_len > parent_len &&
+                    !memcmp(ps->names[f], ps->names[ps->top], parent_len) &&
+                    ps->names[f][parent_len] == '.') {
                     ps->next = f;
                     ps->values[f].count++;
                 }
@@ -215,7 +229,7 @@ static int would_overrun(const struct lejp_ctx *ctx, unsigned char c)
 int jo_parse(const char *json, size_t len, const char *const *names, size_t n,
              struct jo_value *values, char *err, size_t errlen)
 {
-    struct parse_state ps = {names, values, (int)n, NONE, NONE, 0};
+    struct parse_state ps = {names, values, (int)n, NONE, NONE, NONE, 0};
     struct lejp_ctx ctx;
     const char *why = NULL;
     int rc = LEJP_CONTINUE;

@@ -24,7 +24,9 @@ enum jo_status { JO_OK = 0, JO_INVALID, JO_NOMEM };
 
 /*
  * Parse json[0..len) as exactly one JSON object and fill values[i] for the
- * top-level key names[i] (values must be zeroed by the caller).  Keys nested
+ * top-level key names[i] (values must be zeroed by the caller).  A name
+ * "parent.child" (one dot) stands for the key child of the object that the
+ * top-level key parent holds, when parent is also one of the names; keys nested
  * deeper never count.  Returns JO_OK, or JO_INVALID / JO_NOMEM with err set to
  * a short reason.
  *

@@ -104,6 +104,7 @@ static int add_constants(PyObject *module)
     } closes[] = {
         {"CLOSE_BAD_TOKEN", SB_CLOSE_BAD_TOKEN},
         {"CLOSE_SLOW_CONSUMER", SB_CLOSE_SLOW_CONSUMER},
+        {"CLOSE_REPLAY_BEHIND", SB_CLOSE_REPLAY_BEHIND},
     };
     for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++)
         if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0)

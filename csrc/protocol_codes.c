@@ -7,6 +7,7 @@ const struct sb_close_code sb_close_codes[SB_CLOSE_WHY_COUNT] = {
     [SB_CLOSE_BAD_TOKEN] = {SB_CLOSE_AUTH_FAILED, "Authentication failed"},
     [SB_CLOSE_RATE_LIMIT] = {1008, "rate limit exceeded"},
     [SB_CLOSE_SLOW_CONSUMER] = {1008, "reply queue full"},
+    [SB_CLOSE_REPLAY_BEHIND] = {1008, "replay fell behind the recovery window"},
     [SB_CLOSE_TOO_LARGE] = {1009, "message too large"},
     [SB_CLOSE_OUT_OF_MEMORY] = {1011, "out of memory"},
     [SB_CLOSE_WRITE_FAILED] = {1011, "write failed"},

@@ -11,13 +11,14 @@
 #define SB_ERR_INVALID_JSON    "invalid_json"    /* not JSON, or a binary frame that is not UTF-8 */
 #define SB_ERR_UNKNOWN_TYPE    "unknown_type"    /* a "type" the server does not know */
 #define SB_ERR_INVALID_REQUEST "invalid_request" /* a known type with a bad or missing field */
-#define SB_ERR_UNKNOWN_SKILL   "unknown_skill"   /* get_metrics for a skill with no metrics */
+#define SB_ERR_UNKNOWN_SKILL   "unknown_skill"   /* get_metrics / get_history: a skill with no data */
 #define SB_ERR_AUTH_REQUIRED   "auth_required"   /* a request before the auth message */
 #define SB_ERR_RATE_LIMITED    "rate_limited"    /* over the rate limit: the message was dropped */
 
 /* Per-client bounds, the same for network and in-process clients: replies other than
  * metrics_update may queue up to this many bytes, past which the client is closed
- * (SB_CLOSE_SLOW_CONSUMER); a client the server closes gets this many seconds to take its
+ * (SB_CLOSE_SLOW_CONSUMER; one reply larger than this, such as a 1,440-point history_response,
+ * is queued when nothing else is, so the queue never holds more than this plus one reply); a client the server closes gets this many seconds to take its
  * close frame (one that does not read never lets it be sent, and is then dropped). */
 #define SB_MAX_QUEUED_REPLY_BYTES (64 * 1024)
 #define SB_CLOSE_GRACE_S 5
@@ -33,6 +34,8 @@ enum sb_close_why {
     SB_CLOSE_BAD_TOKEN,       /* 4001: no valid token in time */
     SB_CLOSE_RATE_LIMIT,      /* 1008: over the rate limit for too long */
     SB_CLOSE_SLOW_CONSUMER,   /* 1008: replies queued past their bound */
+    SB_CLOSE_REPLAY_BEHIND,   /* 1008: a resumed client read its replay so slowly that the
+                               * next update it was owed left the recovery window */
     SB_CLOSE_TOO_LARGE,       /* 1009: a message over max_message_size */
     SB_CLOSE_OUT_OF_MEMORY,   /* 1011 */
     SB_CLOSE_WRITE_FAILED,    /* 1011: the socket refused an update */

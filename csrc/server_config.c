@@ -189,6 +189,7 @@ int server_config_from_py(PyObject *config, struct core_config *cfg, struct conf
         take_bool(config, "use_poll", &cfg->use_poll) < 0 ||
         take_size(config, "port", 0, 65535, &port) < 0 ||
         take_double(config, "interval_s", &cfg->interval_s) < 0 ||
+        take_double(config, "recovery_window_s", &cfg->recovery_window_s) < 0 ||
         take_size(config, "top_n", 1, INT_MAX, &top_n) < 0 ||
         take_double(config, "anomaly_threshold", &cfg->anomaly_threshold) < 0 ||
         take_bool(config, "record_anomalies", &cfg->record_anomalies) < 0 ||
@@ -205,6 +206,10 @@ int server_config_from_py(PyObject *config, struct core_config *cfg, struct conf
         return -1;
     if (!(cfg->interval_s > 0) || !(cfg->anomaly_threshold > 0)) {
         PyErr_SetString(PyExc_ValueError, "CoreConfig.interval_s and anomaly_threshold must be > 0");
+        return -1;
+    }
+    if (!(cfg->recovery_window_s >= 0 && cfg->recovery_window_s <= 86400)) {
+        PyErr_SetString(PyExc_ValueError, "CoreConfig.recovery_window_s must be in 0..86400");
         return -1;
     }
     if ((cfg->ssl_cert == NULL) != (cfg->ssl_key == NULL)) {

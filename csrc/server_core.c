@@ -92,7 +92,8 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
     if (copy_strings(cfg, &scfg) < 0)
         goto oom;
     if (ticker_init(&c->ticker, cfg->db_path, (int64_t)(cfg->interval_s * 1e6), cfg->top_n,
-                    cfg->anomaly_threshold, cfg->record_anomalies, &c->events, publish_to_service,
+                    cfg->anomaly_threshold, cfg->record_anomalies,
+                    (int64_t)(cfg->recovery_window_s * 1000), &c->events, publish_to_service,
                     &c->service) < 0)
         goto oom;
     c->ticker_ready = 1;
@@ -122,6 +123,16 @@ oom:
 const char *core_epoch(const struct server_core *c)
 {
     return c->ticker.epoch;
+}
+
+struct recovery *core_recovery(struct server_core *c)
+{
+    return c->ticker.recovery;
+}
+
+struct history *core_history(struct server_core *c)
+{
+    return c->ticker.history;
 }
 
 int core_port(struct server_core *c)

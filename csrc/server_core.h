@@ -17,6 +17,7 @@ struct core_config {
     int use_poll;             /* lws's poll(2) loop instead of libev (SESSION_BUDDY_EVENT_LOOP) */
     int port;
     double interval_s;
+    double recovery_window_s; /* seconds of updates kept for clients that resume (0: none) */
     size_t top_n;
     double anomaly_threshold;
     int record_anomalies;
@@ -55,6 +56,11 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
 
 /* This run's epoch (SB_EPOCH_LEN characters, NUL-terminated; fixed for the core's life). */
 const char *core_epoch(const struct server_core *c);
+
+/* The store of the recovery window, and the buckets of get_history (both thread-safe, alive
+ * as long as the core). */
+struct recovery *core_recovery(struct server_core *c);
+struct history *core_history(struct server_core *c);
 
 /* The port actually bound (useful with port 0). */
 int core_port(struct server_core *c);

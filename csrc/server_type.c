@@ -6,6 +6,8 @@
 
 #include <structmember.h>
 
+#include "history.h"
+#include "recovery.h"
 #include "server_config.h"
 #include "snapshot.h"
 
@@ -204,56 +206,142 @@ struct snapshot *sb_server_latest(ServerObject *self)
     return self->core ? core_latest_snapshot(self->core) : NULL;
 }
 
-PyObject *sb_server_update_text(ServerObject *self, PyObject *skill)
+/* skill (str or None) as UTF-8 into *name / *len (NULL for None).  Returns 0, or -1 with an
+ * exception set. */
+static int skill_utf8(PyObject *skill, const char **name, Py_ssize_t *len)
 {
-    Py_ssize_t len = 0;
-    const char *name = NULL;
-    jbuf b;
+    *name = NULL;
+    *len = 0;
+    if (skill == Py_None)
+        return 0;
+    if (!PyUnicode_Check(skill)) {
+        PyErr_Format(PyExc_TypeError, "skill must be a str or None, not %.100s",
+                     Py_TYPE(skill)->tp_name);
+        return -1;
+    }
+    *name = PyUnicode_AsUTF8AndSize(skill, len);
+    return *name ? 0 : -1;
+}
 
-    if (skill != Py_None) {
-        if (!PyUnicode_Check(skill))
-            return PyErr_Format(PyExc_TypeError, "skill must be a str or None, not %.100s",
-                                Py_TYPE(skill)->tp_name);
-        name = PyUnicode_AsUTF8AndSize(skill, &len);
-        if (!name)
-            return NULL;
-    }
-    struct snapshot *snap = sb_server_latest(self);
-    if (!snap)
-        Py_RETURN_NONE;
-    if (!self->cache && !(self->cache = PyDict_New())) {
-        snapshot_unref(snap);
+/* snap's metrics_update for skill, serialised with the GIL released. */
+static PyObject *build_text(const struct snapshot *snap, PyObject *skill)
+{
+    const char *name;
+    Py_ssize_t len;
+    jbuf b;
+    if (skill_utf8(skill, &name, &len) < 0)
         return NULL;
-    }
-    if (snap != self->cache_snap) {
-        drop_cache(self);
-        snapshot_ref(snap);
-        self->cache_snap = snap; /* the cache's own reference; `snap` stays ours */
-    }
-    PyObject *hit = PyDict_GetItemWithError(self->cache, skill);
-    if (hit || PyErr_Occurred()) {
-        snapshot_unref(snap);
-        return hit ? Py_NewRef(hit) : NULL;
-    }
-    if (jb_init(&b, 0, 4096) < 0) {
-        snapshot_unref(snap);
+    if (jb_init(&b, 0, 4096) < 0)
         return PyErr_NoMemory();
-    }
     /* name points into skill's UTF-8 buffer: hold skill while the GIL is released, so that
      * another thread replacing the caller's reference (a session's subscribe) cannot free it. */
     Py_INCREF(skill);
     Py_BEGIN_ALLOW_THREADS
     snapshot_write_update(snap, name, (size_t)len, &b);
     Py_END_ALLOW_THREADS
-    PyObject *text = sb_text_from_jbuf(&b);
+    Py_DECREF(skill);
+    return sb_text_from_jbuf(&b);
+}
+
+PyObject *sb_server_snapshot_text(ServerObject *self, struct snapshot *snap, PyObject *skill)
+{
+    const char *name;
+    Py_ssize_t len;
+    if (skill_utf8(skill, &name, &len) < 0)
+        return NULL;
+    struct snapshot *latest = sb_server_latest(self);
+    int is_latest = latest == snap;
+    snapshot_unref(latest);
+    if (!is_latest)
+        return build_text(snap, skill); /* a replayed one: built once, for its one reader */
+    if (!self->cache && !(self->cache = PyDict_New()))
+        return NULL;
+    if (snap != self->cache_snap) {
+        drop_cache(self);
+        snapshot_ref(snap);
+        self->cache_snap = snap; /* the cache's own reference */
+    }
+    PyObject *hit = PyDict_GetItemWithError(self->cache, skill);
+    if (hit || PyErr_Occurred())
+        return hit ? Py_NewRef(hit) : NULL;
+    Py_INCREF(skill);
+    PyObject *text = build_text(snap, skill);
     /* Stored only if the cache still belongs to this snapshot (another caller may have moved
      * it on, or a garbage collection cleared it, while the GIL was released). */
     if (text && self->cache && snap == self->cache_snap &&
         PyDict_SetItem(self->cache, skill, text) < 0)
         Py_CLEAR(text);
     Py_DECREF(skill);
+    return text;
+}
+
+PyObject *sb_server_update_text(ServerObject *self, PyObject *skill)
+{
+    const char *name;
+    Py_ssize_t len;
+    if (skill_utf8(skill, &name, &len) < 0)
+        return NULL;
+    struct snapshot *snap = sb_server_latest(self);
+    if (!snap)
+        Py_RETURN_NONE;
+    PyObject *text = sb_server_snapshot_text(self, snap, skill);
     snapshot_unref(snap);
     return text;
+}
+
+/* The retained updates after seq for skill, as texts oldest first, or None when seq cannot be
+ * resumed (another epoch, or outside the window). */
+static PyObject *server_retained_updates(ServerObject *self, PyObject *args)
+{
+    unsigned long long seq;
+    PyObject *skill = Py_None;
+    const char *epoch = NULL;
+    if (!PyArg_ParseTuple(args, "K|Oz:retained_updates", &seq, &skill, &epoch))
+        return NULL;
+    if (skill != Py_None && !PyUnicode_Check(skill))
+        return PyErr_Format(PyExc_TypeError, "skill must be a str or None, not %.100s",
+                            Py_TYPE(skill)->tp_name);
+    if (!self->core)
+        return not_running();
+    struct recovery *rec = core_recovery(self->core);
+    if (!epoch)
+        epoch = core_epoch(self->core);
+    if (!recovery_can_resume(rec, epoch, seq))
+        Py_RETURN_NONE;
+    PyObject *list = PyList_New(0);
+    while (list) {
+        int gap;
+        struct snapshot *s = recovery_next(rec, seq, &gap);
+        if (!s)
+            break;
+        if (gap) { /* fell out of the window while being read: what is left would skip some */
+            snapshot_unref(s);
+            Py_CLEAR(list);
+            Py_RETURN_NONE;
+        }
+        PyObject *text = sb_server_snapshot_text(self, s, skill);
+        seq = s->seq;
+        snapshot_unref(s);
+        if (!text || PyList_Append(list, text) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(text);
+    }
+    return list;
+}
+
+/* {"snapshots", "oldest_seq", "newest_seq", "metrics_bytes", "history_bytes"}. */
+static PyObject *server_retention_stats(ServerObject *self, PyObject *Py_UNUSED(ignored))
+{
+    struct recovery_stats st;
+    if (!self->core)
+        return not_running();
+    recovery_get_stats(core_recovery(self->core), &st);
+    size_t history_bytes = history_heap_bytes(core_history(self->core));
+    return Py_BuildValue("{snsKsKsnsn}", "snapshots", (Py_ssize_t)st.snapshots, "oldest_seq",
+                         (unsigned long long)st.oldest_seq, "newest_seq",
+                         (unsigned long long)st.newest_seq, "metrics_bytes",
+                         (Py_ssize_t)st.metrics_bytes, "history_bytes",
+                         (Py_ssize_t)history_bytes);
 }
 
 static PyObject *server_metrics_update(ServerObject *self, PyObject *skill)
@@ -357,6 +445,14 @@ static PyMethodDef server_methods[] = {
      "metrics_update($self, skill, /)\n--\n\n"
      "The metrics_update text of the latest snapshot for skill (None: all skills), or None "
      "before the first one; built once per snapshot."},
+    {"retained_updates", (PyCFunction)server_retained_updates, METH_VARARGS,
+     "retained_updates($self, seq, skill=None, epoch=None, /)\n--\n\n"
+     "The metrics_update texts retained after seq for skill (None: all skills), oldest first, "
+     "or None when seq of epoch (default: the current one) is outside the recovery window."},
+    {"retention_stats", (PyCFunction)server_retention_stats, METH_NOARGS,
+     "retention_stats($self, /)\n--\n\n"
+     "What the recovery window and the history hold: {'snapshots', 'oldest_seq', 'newest_seq', "
+     "'metrics_bytes', 'history_bytes'}."},
     {"network_clients", (PyCFunction)server_network_clients, METH_NOARGS,
      "network_clients($self, /)\n--\n\n"
      "The network clients as (id, remote_address, subscribed, skill, user_id) tuples."},

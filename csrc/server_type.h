@@ -30,6 +30,11 @@ int sb_server_type_add(PyObject *module, module_state *st);
  * Built once per snapshot and subscription, and shared by every caller until the next one. */
 PyObject *sb_server_update_text(ServerObject *self, PyObject *skill);
 
+/* The metrics_update text of snap for skill (a str, or None for all skills): cached like
+ * sb_server_update_text when snap is the latest, else built for this call.  A new reference, or
+ * NULL with an exception set. */
+PyObject *sb_server_snapshot_text(ServerObject *self, struct snapshot *snap, PyObject *skill);
+
 /* The latest snapshot (a reference the caller releases), or NULL when not running or before the
  * first tick. */
 struct snapshot *sb_server_latest(ServerObject *self);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ticker.h"
 #include "timeutil.h"
 
 /* Zero: lws schedules no per-connection ping or hangup timers (see create_context). */
@@ -414,6 +415,7 @@ int service_start(struct service *svc, const struct service_config *cfg,
     svc->cfg = *cfg;
     svc->events = events;
     svc->ticker = ticker;
+    svc->fan.recovery = ticker->recovery;
     svc->started_ms = now_unix_ms();
     pthread_mutex_init(&svc->lock, NULL);
     pthread_cond_init(&svc->state_changed, NULL);

@@ -1,6 +1,7 @@
 /* snapshot.c - ranking, lookup, reference counting and serialisation of tick snapshots. */
 #include "snapshot.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,6 @@ void metrics_unref(struct metrics *m)
         return;
     skill_stats_free_array(m->skills, m->n_skills);
     anomaly_free_array(m->anomalies, m->n_anomalies);
-    prom_view_unref(m->prom);
     free(m->by_name);
     free(m);
 }
@@ -154,7 +154,23 @@ void snapshot_unref(struct snapshot *s)
     if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     metrics_unref(s->metrics);
+    prom_view_unref(s->prom);
     free(s);
+}
+
+size_t snapshot_heap_bytes(const struct snapshot *s, int with_metrics)
+{
+    const struct metrics *m = s->metrics;
+    size_t bytes = malloc_usable_size((void *)s);
+    if (!with_metrics)
+        return bytes;
+    bytes += malloc_usable_size((void *)m) + malloc_usable_size(m->skills) +
+             malloc_usable_size(m->by_name) + malloc_usable_size(m->anomalies);
+    for (size_t i = 0; i < m->n_skills; i++)
+        bytes += malloc_usable_size(m->skills[i].name);
+    for (size_t i = 0; i < m->n_anomalies; i++)
+        bytes += malloc_usable_size(m->anomalies[i].skill_name);
+    return bytes;
 }
 
 /* The one mapping between anomaly types and their names (the DB and the wire use the same). */

@@ -55,7 +55,6 @@ struct metrics {
     struct skill_stats **by_name;   /* the same entries sorted by name, for lookups */
     struct anomaly *anomalies;      /* sorted by |deviation_score| desc */
     size_t n_anomalies;
-    struct prom_view *prom;         /* owned reference to the Prometheus figures, or NULL */
 };
 
 /* One broadcast: metrics plus the envelope of the tick that produced it. */
@@ -67,6 +66,8 @@ struct snapshot {
     int stale;
     size_t top_n;
     struct metrics *metrics;        /* owned reference */
+    struct prom_view *prom;         /* owned reference to the Prometheus figures, or NULL (the
+                                     * copies kept for recovery have none) */
 };
 
 /* Take ownership of the arrays (entries' strings included), rank them and
@@ -90,6 +91,10 @@ struct snapshot *snapshot_new(struct metrics *m, const char *epoch, uint64_t seq
                               int64_t taken_ms, int stale, size_t top_n);
 void snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);
+
+/* The heap bytes of s's envelope, plus those of its figures when with_metrics is set (as
+ * malloc_usable_size reports them), for the recovery store's accounting. */
+size_t snapshot_heap_bytes(const struct snapshot *s, int with_metrics);
 
 /* Append the full `metrics_update` message for a subscription: skill NULL
  * means all skills (the top N), otherwise only that skill's entry and

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "prom_reader.h"
+#include "recovery.h"
 #include "timeutil.h"
 
 /* A fresh epoch: random, so that a client holding a seq of an earlier run (or of another
@@ -30,15 +31,33 @@ static int new_epoch(char out[SB_EPOCH_LEN + 1])
     return 0;
 }
 
+/* How many snapshots the recovery window may hold: its ticks at the interval, twice over for
+ * the ticks broadcast_metrics() asks for in between. */
+static size_t recovery_capacity(int64_t window_ms, int64_t interval_us)
+{
+    int64_t per_window = interval_us > 0 ? window_ms * 1000 / interval_us + 1 : 1;
+    if (per_window > RECOVERY_MAX_SNAPSHOTS / 2)
+        per_window = RECOVERY_MAX_SNAPSHOTS / 2;
+    return (size_t)per_window * 2 + 16;
+}
+
 int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size_t top_n,
-                double threshold, int record_anomalies, struct event_queue *events,
-                ticker_publish_fn publish, void *publish_ctx)
+                double threshold, int record_anomalies, int64_t recovery_window_ms,
+                struct event_queue *events, ticker_publish_fn publish, void *publish_ctx)
 {
     pthread_condattr_t attr;
 
     memset(t, 0, sizeof(*t));
-    if (new_epoch(t->epoch) < 0 || dbr_init(&t->reader, db_path) < 0)
+    if (new_epoch(t->epoch) < 0)
         return -1;
+    t->recovery = recovery_new(recovery_window_ms,
+                               recovery_capacity(recovery_window_ms, interval_us));
+    t->history = history_new();
+    if (!t->recovery || !t->history || dbr_init(&t->reader, db_path) < 0) {
+        recovery_free(t->recovery);
+        history_free(t->history);
+        return -1;
+    }
     t->interval_us = interval_us;
     t->top_n = top_n;
     t->threshold = threshold;
@@ -253,8 +272,10 @@ static int merge_external(struct anomaly **detected, size_t *n_detected, struct 
     return 0;
 }
 
-/* One DB pass: ingest, evaluate, record, merge.  Returns metrics, or NULL with err set. */
-static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, size_t errlen)
+/* One DB pass: ingest, evaluate, record, merge.  Returns metrics and *prom (a reference), or
+ * NULL with err set. */
+static struct metrics *read_metrics(struct ticker *t, int64_t now, struct prom_view **prom_out,
+                                    char *err, size_t errlen)
 {
     struct db_reader *r = &t->reader;
     int64_t unparseable = 0;
@@ -263,16 +284,28 @@ static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, si
     struct anomaly *detected = NULL, *external = NULL;
     size_t n_skills = 0, n_detected = 0, n_external = 0;
 
+    history_advance(t->history, now);
     if (dbr_prepare(r, t->engine != NULL, &fresh, err, errlen) < 0)
         return NULL;
     if (fresh) {
         struct analytics *engine = analytics_new();
         struct prom_engine *prom = prom_new();
+        if (engine) {
+            /* The history follows the engine: it is read again from scratch too. */
+            history_clear(t->history);
+            analytics_set_history(engine, t->history);
+        }
         if (!engine || !prom || dbr_load_all(r, engine, now, &unparseable, err, errlen) < 0) {
             if (!engine || !prom)
                 snprintf(err, errlen, "out of memory");
             analytics_free(engine);
             prom_free(prom);
+            if (engine) {
+                /* The history now holds part of a read: only a whole new one is consistent. */
+                history_clear(t->history);
+                analytics_free(t->engine);
+                t->engine = NULL;
+            }
             return NULL;
         }
         if (prom_load(prom, r->db, r->last_id, now, err, errlen) < 0) {
@@ -332,7 +365,7 @@ static struct metrics *read_metrics(struct ticker *t, int64_t now, char *err, si
         snprintf(err, errlen, "out of memory building a snapshot");
         return NULL;
     }
-    m->prom = prom; /* the reference from prom_view_get */
+    *prom_out = prom; /* the reference from prom_view_get */
     return m;
 
 oom:
@@ -403,7 +436,8 @@ static struct snapshot *build_snapshot(struct ticker *t)
     char err[512] = "";
     int64_t now = now_unix_ms();
     int64_t started = mono_us();
-    struct metrics *m = read_metrics(t, now, err, sizeof(err));
+    struct prom_view *prom = NULL;
+    struct metrics *m = read_metrics(t, now, &prom, err, sizeof(err));
     int stale = 0;
 
     if (!m && stop_requested(t))
@@ -416,6 +450,8 @@ static struct snapshot *build_snapshot(struct ticker *t)
         t->in_outage = 0;
         metrics_unref(t->last_good);
         t->last_good = m; /* the reference from read_metrics */
+        prom_view_unref(t->last_prom);
+        t->last_prom = prom;
     } else {
         if (!t->in_outage)
             sb_log(t->events, SB_ERROR, "database unreadable, serving stale data: %s", err);
@@ -427,7 +463,21 @@ static struct snapshot *build_snapshot(struct ticker *t)
                 return NULL;
         }
     }
-    return snapshot_new(t->last_good, t->epoch, ++t->seq, now, stale, t->top_n);
+    /* seq counts only the snapshots that exist: a resume can then tell a missing one by its gap. */
+    struct snapshot *s = snapshot_new(t->last_good, t->epoch, t->seq + 1, now, stale, t->top_n);
+    if (!s)
+        return NULL;
+    t->seq++;
+    if (t->last_prom) {
+        prom_view_ref(t->last_prom);
+        s->prom = t->last_prom;
+    }
+    if (recovery_retain(t->recovery, s) < 0 && !t->warned_recovery) {
+        t->warned_recovery = 1;
+        sb_log(t->events, SB_WARNING,
+               "out of memory keeping updates for recovery: clients that reconnect now start over");
+    }
+    return s;
 }
 
 static void add_us(struct timespec *ts, int64_t us)
@@ -545,6 +595,12 @@ void ticker_destroy(struct ticker *t)
     clear_active(t);
     metrics_unref(t->last_good);
     t->last_good = NULL;
+    prom_view_unref(t->last_prom);
+    t->last_prom = NULL;
+    recovery_free(t->recovery);
+    t->recovery = NULL;
+    history_free(t->history);
+    t->history = NULL;
     dbr_close(&t->reader);
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->lock);

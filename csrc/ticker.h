@@ -43,6 +43,8 @@ struct ticker_metrics {
  * Runs on the ticker thread. */
 typedef void (*ticker_publish_fn)(void *ctx, struct snapshot *s);
 
+struct recovery;
+
 struct ticker {
     /* configuration, fixed before ticker_start */
     int64_t interval_us;
@@ -53,6 +55,8 @@ struct ticker {
     void *publish_ctx;
     struct event_queue *events;
     char epoch[SB_EPOCH_LEN + 1]; /* this run's numbering of seq; read by any thread */
+    struct recovery *recovery;    /* every snapshot of the recovery window (thread-safe) */
+    struct history *history;      /* the engine's invocations in 10 s buckets (thread-safe) */
 
     /* guarded by lock */
     pthread_mutex_t lock;
@@ -73,7 +77,9 @@ struct ticker {
     struct active_anomaly *active;
     size_t n_active;
     struct metrics *last_good;
-    uint64_t seq;
+    struct prom_view *last_prom;  /* with last_good: what a stale tick serves */
+    uint64_t seq;                 /* of the newest snapshot: 1, 2, ... without gaps */
+    int warned_recovery;          /* one warning per run when recovery ran out of memory */
     int in_outage;
     int warned_no_v4;
     int warned_bad_time;
@@ -84,10 +90,14 @@ struct ticker {
     int started;
 };
 
-/* Set up (no thread yet), with a new random epoch.  Returns 0, or -1 when out of memory. */
+/* Most snapshots a recovery store ever holds, whatever the window and interval. */
+#define RECOVERY_MAX_SNAPSHOTS 200000
+
+/* Set up (no thread yet), with a new random epoch and a recovery store keeping
+ * recovery_window_ms of snapshots (0: none).  Returns 0, or -1 when out of memory. */
 int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size_t top_n,
-                double threshold, int record_anomalies, struct event_queue *events,
-                ticker_publish_fn publish, void *publish_ctx);
+                double threshold, int record_anomalies, int64_t recovery_window_ms,
+                struct event_queue *events, ticker_publish_fn publish, void *publish_ctx);
 
 /* Start the thread; the first tick happens at once.  Returns 0 or an errno. */
 int ticker_start(struct ticker *t);

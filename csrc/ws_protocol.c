@@ -94,10 +94,11 @@ static void close_out_of_memory(struct session *s)
     session_close(s, SB_CLOSE_OUT_OF_MEMORY);
 }
 
-/* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008. */
+/* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008;
+ * one reply larger than the bound (a long history_response) passes when nothing else waits. */
 static void queue_reply(struct session *s, struct msgbuf *m)
 {
-    if (s->out_bytes + m->jb.len > SB_MAX_QUEUED_REPLY_BYTES) {
+    if (s->out_bytes && s->out_bytes + m->jb.len > SB_MAX_QUEUED_REPLY_BYTES) {
         msgbuf_unref(m);
         s->svc->counters.closed_slow_consumer++;
         sb_log(s->svc->events, SB_WARNING, "client %llu (%s) is not reading its replies: closing",
@@ -138,7 +139,10 @@ static void apply(struct session *s, const struct dispatch_result *res)
             return;
         }
         set_group(s, g);
-        fanout_skip_to(&s->sub, 0); /* the current snapshot, in the new form, is due at once */
+        if (res->resume)
+            fanout_resume_after(&s->sub, res->resume_seq); /* every missed update, in order */
+        else
+            fanout_skip_to(&s->sub, 0); /* the current snapshot, in the new form, is due at once */
         break;
     }
     case DA_UNSUBSCRIBE:
@@ -160,6 +164,8 @@ static void handle_message(struct session *s)
     struct dispatch_env env = {
         .snap = svc->fan.current,
         .epoch = svc->ticker->epoch,
+        .recovery = svc->ticker->recovery,
+        .history = svc->ticker->history,
         .auth_pending = s->auth_pending,
         .now_ms = now_unix_ms(),
     };
@@ -243,13 +249,27 @@ static void receive(struct session *s, const void *in, size_t len)
     rx_consumed(&s->rx);
 }
 
-/* The group's frame for the current snapshot, counted as sent; NULL (and closing) when out of
- * memory. */
+/* The next update owed (a reference the caller drops), counted as sent; NULL (and closing)
+ * when out of memory or when a replay fell behind the recovery window. */
 static struct msgbuf *claim_update(struct session *s)
 {
-    struct msgbuf *m = fanout_claim(&s->svc->fan, &s->sub);
-    if (!m)
+    struct service *svc = s->svc;
+    struct msgbuf *m = NULL;
+    switch (fanout_claim(&svc->fan, &s->sub, &m)) {
+    case FC_OK:
+        break;
+    case FC_NOMEM:
         close_out_of_memory(s);
+        break;
+    case FC_BEHIND:
+        svc->counters.closed_slow_consumer++;
+        sb_log(svc->events, SB_WARNING,
+               "client %llu (%s) read its replay too slowly: the updates it was owed left the "
+               "recovery window; closing",
+               (unsigned long long)s->id, s->peer);
+        session_close(s, SB_CLOSE_REPLAY_BEHIND);
+        break;
+    }
     return m;
 }
 
@@ -299,7 +319,6 @@ static int writeable(struct session *s)
         m = claim_update(s);
         if (!m)
             return 0;
-        msgbuf_ref(m);
     } else {
         return 0;
     }
@@ -321,7 +340,7 @@ static int writeable(struct session *s)
  */
 static int can_push(struct session *s)
 {
-    return s->direct && s->sub.group && !s->closing && !s->out_head &&
+    return s->direct && s->sub.group && !s->sub.replaying && !s->closing && !s->out_head &&
            !lws_partial_buffered(s->wsi);
 }
 
@@ -331,6 +350,7 @@ void session_deliver_update(struct session *s)
         struct msgbuf *m = claim_update(s);
         if (m && send_text(s, m) < 0)
             session_close(s, SB_CLOSE_WRITE_FAILED);
+        msgbuf_unref(m);
     } else if (s->sub.group) {
         lws_callback_on_writable(s->wsi);
     }

@@ -18,14 +18,16 @@ TESTS_C = Path(__file__).resolve().parent / "c"
 
 # Each test program and the csrc/ files it exercises.
 PROGRAMS: dict[str, list[str]] = {
-    "test_client_msg": ["client_msg.c", "json_object.c"],
+    "test_client_msg": ["client_msg.c", "json_object.c", "history.c"],
     "test_rate_limit": ["rate_limit.c"],
     "test_jwt": ["jwt.c", "json_object.c", "json_writer.c", "text_sanitize.c"],
     "test_json_writer": ["json_writer.c", "text_sanitize.c"],
     "test_timeutil": ["timeutil.c"],
     "test_text_sanitize": ["text_sanitize.c", "log.c", "event_queue.c"],
-    "test_analytics": ["analytics.c", "snapshot.c", "prom_metrics.c", "json_writer.c", "timeutil.c",
-                       "text_sanitize.c"],
+    "test_analytics": ["analytics.c", "history.c", "snapshot.c", "prom_metrics.c", "json_writer.c",
+                       "timeutil.c", "text_sanitize.c"],
+    "test_history": ["history.c", "recovery.c", "analytics.c", "snapshot.c", "prom_metrics.c",
+                     "json_writer.c", "timeutil.c", "text_sanitize.c"],
     "test_prom_metrics": ["prom_metrics.c"],
     "test_handshake": ["handshake.c", "text_sanitize.c"],
 }

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from session_buddy.realtime._core import (
     CLOSE_BAD_TOKEN,
     CLOSE_GRACE_S,
+    CLOSE_REPLAY_BEHIND,
     CLOSE_SLOW_CONSUMER,
     MAX_QUEUED_REPLY_BYTES,
     InProcessSession,
@@ -37,8 +38,11 @@ if TYPE_CHECKING:
 __all__ = ["InProcessClients"]
 
 # In-process clients are held to the network path's slow-consumer bounds, taken from the C
-# side's one table: one unsent metrics_update at most (a newer one replaces it), replies up to
-# MAX_QUEUED_REPLY_BYTES, then CLOSE_SLOW_CONSUMER with CLOSE_GRACE_S to take the close frame.
+# side's one table: no metrics_update is held for them (the sender takes the newest one owed
+# from the session when it is ready to send, so a newer one replaces what was not sent yet; a
+# resumed session's replay comes one update per send), replies up to MAX_QUEUED_REPLY_BYTES
+# (one larger reply passes when nothing else waits), then CLOSE_SLOW_CONSUMER with
+# CLOSE_GRACE_S to take the close frame.
 
 
 @dataclass(eq=False)
@@ -48,7 +52,6 @@ class _Client:
     obj: Any
     session: InProcessSession
     user_id: str | None = None
-    update: str | None = None  # the latest unsent metrics_update
     # (text, its UTF-8 bytes, a future resolved once it is sent or given up, or None)
     replies: deque[tuple[str, int, asyncio.Future[None] | None]] = field(default_factory=deque)
     reply_bytes: int = 0
@@ -153,12 +156,11 @@ class InProcessClients:
     # ---- a new snapshot ----
 
     def hand_out_snapshot(self) -> None:
-        """Queue the new snapshot for every subscribed client and call the subscribers.  The
-        text for each subscription is built once per snapshot, in C, and shared."""
+        """Wake the sender of every subscribed client and call the subscribers.  The text for
+        each subscription is built once per snapshot, in C, and shared."""
         for client in list(self._clients.values()):
-            text = client.session.update()
-            if text is not None:
-                self._queue_update(client, text)
+            if client.session.subscribed:
+                self._kick_sender(client)
         if self._subscribers:
             full = self._server.metrics_update(None)
             if full is not None:
@@ -167,13 +169,9 @@ class InProcessClients:
 
     # ---- delivery ----
 
-    def _queue_update(self, client: _Client, text: str) -> None:
-        client.update = text  # replaces an unsent older one
-        self._kick_sender(client)
-
     def _queue_reply(self, client: _Client, text: str, sent: asyncio.Future[None] | None = None) -> None:
         size = len(text.encode("utf-8", "surrogatepass"))
-        if client.reply_bytes + size > MAX_QUEUED_REPLY_BYTES:
+        if client.reply_bytes and client.reply_bytes + size > MAX_QUEUED_REPLY_BYTES:
             self._log().warning("in-process client %s is not reading its replies: closing", describe(client.obj))
             self._drop(client, *CLOSE_SLOW_CONSUMER)
             settle(sent)
@@ -184,7 +182,6 @@ class InProcessClients:
 
     @staticmethod
     def _discard_queue(client: _Client) -> None:
-        client.update = None
         while client.replies:
             settle(client.replies.popleft()[2])
         client.reply_bytes = 0
@@ -194,16 +191,24 @@ class InProcessClients:
             client.sender = self._spawn(self._send_queued(client))
 
     async def _send_queued(self, client: _Client) -> None:
-        """Replies first, in order, then the latest update: the network path's order."""
+        """Replies first, in order, then the update owed: the network path's order."""
         while not client.dropped:
             sent = None
             if client.replies:
                 text, size, sent = client.replies.popleft()
                 client.reply_bytes -= size
-            elif client.update is not None:
-                text, client.update = client.update, None
             else:
-                return
+                update, fell_behind = client.session.next_update()
+                if fell_behind:
+                    self._log().warning(
+                        "in-process client %s read its replay too slowly: the updates it was owed "
+                        "left the recovery window; closing", describe(client.obj),
+                    )
+                    self._drop(client, *CLOSE_REPLAY_BEHIND)
+                    return
+                if update is None:
+                    return
+                text = update
             try:
                 await client.obj.send(text)
             except Exception as exc:  # a broken in-process client must not stop broadcasting
@@ -264,11 +269,10 @@ class InProcessClients:
 
     # ---- protocol messages ----
 
-    def _record_subscription(self, ws: Any, client: _Client | None, session: InProcessSession) -> None:
-        """The subscription changed: an unsent update in the old form is no longer wanted, and
-        ws.subscription_skill tells the app, as session-buddy's server set it."""
-        if client is not None:
-            client.update = None
+    @staticmethod
+    def _record_subscription(ws: Any, session: InProcessSession) -> None:
+        """The subscription changed: ws.subscription_skill tells the app, as session-buddy's
+        server set it (the session itself only hands out updates in the new form)."""
         try:
             ws.subscription_skill = session.skill
         except (AttributeError, TypeError):
@@ -293,7 +297,7 @@ class InProcessClients:
         client = self._clients.get(id(ws))
         session = client.session if client is not None else self._session()
         confirmation = session.subscribe(skill_name)
-        self._record_subscription(ws, client, session)
+        self._record_subscription(ws, session)
         await self._reply(ws, confirmation, True)
 
     async def apply_message(self, ws: Any, message: str | bytes, wait: bool) -> None:
@@ -305,13 +309,11 @@ class InProcessClients:
         generation = session.generation
         reply, update_due = session.dispatch(message)
         if session.generation != generation:
-            self._record_subscription(ws, client, session)
+            self._record_subscription(ws, session)
         if reply is not None:
             await self._reply(ws, reply, wait)
         if update_due and client is not None and self._clients.get(id(ws)) is client:
-            update = session.update()
-            if update is not None:
-                self._queue_update(client, update)  # right after the confirmation
+            self._kick_sender(client)  # the update (or the replay) right after the confirmation
 
     # ---- client_handler: the stream mounted in another web app ----
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from session_buddy.realtime._network_policy import validate_allowed_hosts
 
-__all__ = ["LOGGER_NAME", "ServerOptions", "server_options"]
+__all__ = ["LOGGER_NAME", "MAX_RECOVERY_WINDOW", "ServerOptions", "server_options"]
 
 LOGGER_NAME = "session_buddy.realtime"
 
@@ -40,6 +40,7 @@ class ServerOptions:
     jwt_secret: bytes | None = field(repr=False)
     allowed_hosts: tuple[str, ...] | None
     max_pending: int
+    recovery_window: float
 
 
 def _int(value: Any, name: str, lo: int, hi: int) -> int:
@@ -56,6 +57,20 @@ def _positive_float(value: Any, name: str) -> float:
     x = float(value)
     if not math.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return x
+
+
+# The longest recovery window: a day of updates (the history of get_history spans as much).
+MAX_RECOVERY_WINDOW = 86400.0
+
+
+def _recovery_window(value: Any) -> float:
+    """Seconds of updates kept for clients that resume: 0 (keep none) up to a day."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"recovery_window must be a number, not {type(value).__name__}")
+    x = float(value)
+    if not math.isfinite(x) or not 0 <= x <= MAX_RECOVERY_WINDOW:
+        raise ValueError(f"recovery_window must be between 0 and {MAX_RECOVERY_WINDOW:g} seconds, got {value!r}")
     return x
 
 
@@ -141,7 +156,7 @@ def server_options(
     host: Any, port: Any, db_path: Any, update_interval: Any, require_auth: Any, *,
     max_clients: Any, max_message_size: Any, allowed_origins: Any, ssl_certfile: Any,
     ssl_keyfile: Any, jwt_secret: Any, anomaly_threshold: Any, top_n: Any, record_anomalies: Any,
-    logger: Any, allowed_hosts: Any, max_pending: Any,
+    logger: Any, allowed_hosts: Any, max_pending: Any, recovery_window: Any,
 ) -> ServerOptions:
     """Check every argument in the order the C constructor did, so the first bad one is named."""
     host_s = _host(host)
@@ -154,6 +169,7 @@ def server_options(
     threshold = _positive_float(anomaly_threshold, "anomaly_threshold")
     record = _bool(record_anomalies, "record_anomalies")
     pending = _int(max_pending, "max_pending", 1, 10_000_000)
+    window = _recovery_window(recovery_window)
     hosts = validate_allowed_hosts(allowed_hosts)
     path = normalize_db_path(db_path)
     lg = resolve_logger(logger)
@@ -167,5 +183,5 @@ def server_options(
         max_clients=clients, max_message_size=message_size, top_n=top,
         anomaly_threshold=threshold, record_anomalies=record, logger=lg,
         allowed_origins=origins, ssl_certfile=cert, ssl_keyfile=key, jwt_secret=_secret(jwt_secret),
-        allowed_hosts=hosts, max_pending=pending,
+        allowed_hosts=hosts, max_pending=pending, recovery_window=window,
     )

@@ -32,6 +32,7 @@ class CoreConfig:
     use_poll: bool
     port: int
     interval_s: float
+    recovery_window_s: float
     top_n: int
     anomaly_threshold: float
     record_anomalies: bool
@@ -138,6 +139,7 @@ def core_config(options: ServerOptions, secret: bytes | None, min_log_level: int
     return CoreConfig(
         db_path=os.fspath(options.db_path), iface=iface, disable_ipv6=disable_ipv6,
         use_poll=use_poll, port=options.port, interval_s=options.update_interval,
+        recovery_window_s=options.recovery_window,
         top_n=options.top_n, anomaly_threshold=options.anomaly_threshold,
         record_anomalies=options.record_anomalies, max_clients=options.max_clients,
         max_message_size=options.max_message_size, max_pending=options.max_pending,

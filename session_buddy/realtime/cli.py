@@ -12,6 +12,7 @@ from pathlib import Path
 
 from session_buddy.realtime.server import RealTimeMetricsServer
 from session_buddy.realtime._network_policy import validate_allowed_hosts
+from session_buddy.realtime._options import MAX_RECOVERY_WINDOW
 
 __all__ = ["build_parser", "main"]
 
@@ -50,6 +51,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0: {text!r}")
+    return value
+
+
+def _recovery_window(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= MAX_RECOVERY_WINDOW:
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_RECOVERY_WINDOW:g} seconds: {text!r}")
     return value
 
 
@@ -120,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pending", type=_positive_int, default=256, metavar="N",
                         help="connections still sending their request, handshaking or authenticating "
                              "at once; past it the oldest is dropped (default 256)")
+    parser.add_argument("--recovery-window", type=_recovery_window, default=600.0, metavar="S",
+                        help="seconds of updates kept so that a client that reconnects with "
+                             "since={epoch, seq} misses nothing; 0 keeps none (default 600)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     parser.add_argument("--demo", action="store_true",
@@ -133,7 +147,8 @@ async def _serve(args: argparse.Namespace) -> int:
                                    update_interval=args.interval, require_auth=args.auth,
                                    max_clients=args.max_clients, allowed_origins=args.allowed_origins,
                                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                                   allowed_hosts=args.allowed_hosts, max_pending=args.max_pending)
+                                   allowed_hosts=args.allowed_hosts, max_pending=args.max_pending,
+                                   recovery_window=args.recovery_window)
     try:
         await server.start()
     except (FileNotFoundError, ssl.SSLError) as exc:

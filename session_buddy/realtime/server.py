@@ -9,6 +9,7 @@ they post events to a queue whose eventfd this class watches on its event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -61,7 +62,8 @@ class RealTimeMetricsServer(ServerBase):
     RealTimeMetricsServer(host='localhost', port=8765, db_path=None, update_interval=1.0,
     require_auth=False, *, max_clients=100, max_message_size=65536, allowed_origins=None,
     ssl_certfile=None, ssl_keyfile=None, jwt_secret=None, anomaly_threshold=2.0, top_n=10,
-    record_anomalies=True, logger=None, allowed_hosts=None, max_pending=256)
+    record_anomalies=True, logger=None, allowed_hosts=None, max_pending=256,
+    recovery_window=600.0)
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class RealTimeMetricsServer(ServerBase):
         logger: AnyLogger | None = None,
         allowed_hosts: Any = None,
         max_pending: int = 256,
+        recovery_window: float = 600.0,
     ) -> None:
         if self.running:
             raise RuntimeError("cannot re-initialise a running server")
@@ -94,6 +97,7 @@ class RealTimeMetricsServer(ServerBase):
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, jwt_secret=jwt_secret,
             anomaly_threshold=anomaly_threshold, top_n=top_n, record_anomalies=record_anomalies,
             logger=logger, allowed_hosts=allowed_hosts, max_pending=max_pending,
+            recovery_window=recovery_window,
         )
         self._port = self._options.port
         self._storage: Any = None
@@ -181,6 +185,11 @@ class RealTimeMetricsServer(ServerBase):
     def max_pending(self) -> int:
         """Connections allowed to be still handshaking or authenticating at once."""
         return self._options.max_pending
+
+    @property
+    def recovery_window(self) -> float:
+        """Seconds of updates kept for clients that resume with since (0: none)."""
+        return self._options.recovery_window
 
     @property
     def url(self) -> str:
@@ -393,6 +402,24 @@ class RealTimeMetricsServer(ServerBase):
     def unregister_metrics_subscriber(self, callback: Callable[[dict[str, Any]], Awaitable[Any] | Any]) -> None:
         """Stop calling callback."""
         self._inprocess.unregister_subscriber(callback)
+
+    def updates_since(
+        self, seq: int, skill: str | None = None, *, epoch: str | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The retained metrics_update payloads after seq, oldest first, in the form of a
+        subscription to skill (None: all skills, the form metrics subscribers get), or None
+        when they cannot all be given: epoch (default: the current one) is another run's, or
+        seq is outside the recovery window.  An empty list means seq is the newest.  A metrics
+        subscriber that fell behind (an async one is conflated) or restarted calls this with the
+        last seq it handled.  RuntimeError when the server is not running."""
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            raise TypeError(f"seq must be an int, not {type(seq).__name__}")
+        if seq < 0:
+            raise ValueError(f"seq must be >= 0, got {seq!r}")
+        if epoch is not None and not isinstance(epoch, str):
+            raise TypeError(f"epoch must be a str or None, not {type(epoch).__name__}")
+        texts = self.retained_updates(seq, skill, epoch)
+        return None if texts is None else [json.loads(text) for text in texts]
 
     async def client_handler(self, ws: Any) -> None:
         """Serve a websocket-like object (async iteration and send) through the full protocol,
