@@ -207,10 +207,9 @@
    * row written late with an old invoked_at is drawn when it was counted, until the next load. */
   function newSeries(range) {
     return {
-      window: range.window, step: range.step,
+      step: range.step,
       status: "pending",      // "pending" (asked), "ready" (drawn), "none" (the server has no data)
       startMs: 0, counts: [], completed: [],
-      asOfSeq: null,          // the updates up to this seq are already in the loaded buckets
       total: null, done: null // all-time invocations / completions at the last update seen
     };
   }
@@ -240,11 +239,6 @@
     state.series.forEach(function (s, key) { if (s.status === "pending") state.series.delete(key); });
   }
 
-  function bucketMs(t) {
-    if (typeof t === "number") return t * 1000;   // seconds since the epoch
-    return parseTs(t);
-  }
-
   function onHistory(msg) {
     if (!Array.isArray(msg.points) || typeof msg.skill_name !== "string") return;
     var key = seriesKey(msg, msg.skill_name);
@@ -252,13 +246,12 @@
     if (at >= 0) state.historyAsked.splice(at, 1);
     var s = state.series.get(key);
     if (!s || s.status !== "pending") return;   // forgotten meanwhile (resubscribed, reloaded)
-    var start = msg.points.length ? bucketMs(msg.points[0].t) : NaN;
+    var start = msg.points.length ? parseTs(msg.points[0].t) : NaN;
     if (!isFinite(start)) { s.status = "none"; redrawSeries(msg.skill_name); return; }
     s.status = "ready";
     s.startMs = start;
     s.counts = msg.points.map(function (p) { return num(p.invocation_count) || 0; });
     s.completed = msg.points.map(function (p) { return num(p.completed_count) || 0; });
-    s.asOfSeq = typeof msg.seq === "number" ? msg.seq : state.stream.seq;
     redrawSeries(msg.skill_name);
   }
 
@@ -295,12 +288,11 @@
   }
 
   /* Apply one live update's entry for this series' skill (see newSeries). */
-  function advanceSeries(s, entry, seq, tMs) {
+  function advanceSeries(s, entry, tMs) {
     var total = num(entry.total_invocations), done = completedEver(entry);
     if (s.status === "ready" && isFinite(tMs)) {
       var i = bucketIndex(s, tMs);
-      var counted = s.asOfSeq != null && seq != null && seq <= s.asOfSeq;
-      if (i >= 0 && !counted && s.total != null && total != null) {
+      if (i >= 0 && s.total != null && total != null) {
         s.counts[i] += Math.max(0, total - s.total);
         if (done != null && s.done != null) s.completed[i] += Math.max(0, done - s.done);
       }
@@ -644,12 +636,12 @@
   }
 
   /* Every shown skill's chart: loaded once, then advanced by each update (see newSeries). */
-  function advanceCharts(entries, seq, tMs) {
+  function advanceCharts(entries, tMs) {
     entries.forEach(function (e) {
       var range = state.skill == null ? SPARK : e.skill_name === state.skill ? DAY : null;
       if (!range) return;
       ensureSeries(range, e.skill_name);
-      advanceSeries(seriesFor(range, e.skill_name), e, seq, tMs);
+      advanceSeries(seriesFor(range, e.skill_name), e, tMs);
     });
   }
 
@@ -675,7 +667,7 @@
     state.lastUpdate = msg;
     state.stale = data.stale === true;
     state.stream = { epoch: typeof msg.epoch === "string" ? msg.epoch : null, seq: num(msg.seq), at: msg.timestamp };
-    advanceCharts(entries, num(msg.seq), parseTs(msg.timestamp));
+    advanceCharts(entries, parseTs(msg.timestamp));
 
     var anomalous = new Set(anomalies.map(function (a) { return a.skill_name; }));
     if (state.skill == null) {
