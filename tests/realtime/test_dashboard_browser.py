@@ -349,6 +349,8 @@ def test_reconnects_after_a_restart_and_keeps_the_drill_down(tapped, live, tmp_p
     clock = driver.execute_script("return new Date(arguments[0]).toLocaleTimeString(undefined,"
                                   " {hour: '2-digit', minute: '2-digit', second: '2-digit'})", last_seen)
     assert f"Gap: data since {clock} lost" in notice["text"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / "dashboard-gap.png"))
     # ... and loads its 24 h chart again.
     poll(lambda: len([m for m in sent(driver, "get_history") if m["window"] == 86400]) == day_requests + 1,
          message="the 24 h history asked again")

@@ -169,7 +169,10 @@
       run.push(last);
     });
     runs.forEach(function (coords) {
-      if (coords.length < 2) return;
+      if (coords.length < 2) {   // a bucket alone between empty ones: a point, not a line
+        svg.appendChild(svgEl("circle", { cx: coords[0][0].toFixed(1), cy: coords[0][1].toFixed(1), r: 1.5, "class": "spark-dot" }));
+        return;
+      }
       var line = coords.map(function (c) { return c[0].toFixed(1) + "," + c[1].toFixed(1); }).join(" ");
       if (opts.area) {
         var area = coords[0][0].toFixed(1) + "," + h + " " + line + " " + coords[coords.length - 1][0].toFixed(1) + "," + h;
