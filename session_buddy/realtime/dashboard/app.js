@@ -145,8 +145,8 @@
 
   /* Fill an <svg> (viewBox 0 0 w h) with a line for `values`, one per bucket, oldest first,
    * spread over the whole width (and the area under it when `area`). A null value (a bucket
-   * without a rate) breaks the line. Min-max scaled so a small movement stays visible, flat in
-   * the middle when nothing moves. data-points counts the values drawn, data-values lists them. */
+   * without a rate) breaks the line. Min-max scaled (from opts.min, opts.max when given) so a
+   * small movement stays visible; when nothing moves, flat at opts.min, or in the middle. data-points counts the values drawn, data-values lists them. */
   function drawLine(svg, values, w, h, opts) {
     opts = opts || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
@@ -163,7 +163,7 @@
     var runs = [], run = null, last = null;
     values.forEach(function (v, i) {
       if (v == null || !isFinite(v)) { run = null; return; }
-      var y = hi === lo ? h / 2 : pad + (h - 2 * pad) * (1 - (v - lo) / (hi - lo));
+      var y = hi === lo ? (opts.min != null ? h - pad : h / 2) : pad + (h - 2 * pad) * (1 - (v - lo) / (hi - lo));
       last = [values.length > 1 ? pad + step * i : w - pad, y];
       if (!run) { run = []; runs.push(run); }
       run.push(last);
@@ -320,14 +320,14 @@
 
   function drawSpark(tr, skill) {
     var s = seriesFor(SPARK, skill);
-    drawLine(tr._svg, s && s.status === "ready" ? s.counts : [], 112, 26);
+    drawLine(tr._svg, s && s.status === "ready" ? s.counts : [], 112, 26, { min: 0 });
     markSeries(tr._svg, s);
   }
 
   function drawDayCharts(skill) {
     var s = seriesFor(DAY, skill);
     var ready = s && s.status === "ready";
-    drawChart($("chart-count"), ready ? s.counts : []);
+    drawChart($("chart-count"), ready ? s.counts : [], 0);
     drawChart($("chart-rate"), ready ? bucketRates(s) : [], 0, 1);
     markSeries($("chart-count"), s);
     markSeries($("chart-rate"), s);
