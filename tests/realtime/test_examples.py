@@ -240,13 +240,13 @@ async def test_alert_monitor_resumes_a_cut_connection_and_reports_the_anomaly_it
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        await line_containing(proc.stderr, "watching all skills from seq")
+        started = await line_containing(proc.stderr, "watching all skills from seq")
         assert await proxy.cut() == 1  # the monitor's connection dies; its retries wait
 
         open_drop(db)
-        opened = await next_update(updates, has_drop)
+        await next_update(updates, has_drop)
         close_drop(db)
-        resolved_at = await next_update(updates, lambda u: not has_drop(u))
+        await next_update(updates, lambda u: not has_drop(u))
         proxy.restore()
 
         alert = json.loads(await asyncio.wait_for(proc.stdout.readline(), RUN_TIMEOUT))
@@ -256,11 +256,15 @@ async def test_alert_monitor_resumes_a_cut_connection_and_reports_the_anomaly_it
         assert await asyncio.wait_for(proc.wait(), RUN_TIMEOUT) == 0
         rest = (await proc.stdout.read()).decode()
         err = (await proc.stderr.read()).decode()
+        # Every snapshot since the monitor started (a subscriber may be conflated, these are not).
+        broadcast = server.updates_since(int(started.split()[-1]))
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
         await proxy.close()
+    opened = next(u for u in broadcast if has_drop(u))
+    resolved_at = next(u for u in broadcast if u["seq"] > opened["seq"] and not has_drop(u))
     assert (alert["event"], alert["skill"], alert["type"]) == ("alert", "mypy", "performance_drop")
     assert math.isclose(alert["deviation"], DROP_Z, rel_tol=1e-9)
     assert (resolved["event"], resolved["skill"], resolved["type"]) == ("resolved", "mypy", "performance_drop")
