@@ -82,6 +82,7 @@ FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Icsrc
 FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/client_msg.c csrc/text_sanitize.c \
+                csrc/history.c csrc/recovery.c \
                 csrc/json_object.c csrc/json_writer.c csrc/snapshot.c csrc/prom_metrics.c csrc/timeutil.c
 FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c csrc/text_sanitize.c
 FUZZ_events  := tests/fuzz/fuzz_events.c csrc/log.c csrc/event_queue.c csrc/text_sanitize.c csrc/jwt.c \

@@ -127,7 +127,8 @@ static signed char on_event(struct lejp_ctx *ctx, char reason)
             size_t key_len = ctx->pst[ctx->pst_sp].ppos;
             ps->top = NONE;
             for (int f = 0; f < ps->n; f++)
-                if (jo_bytes_equal(ctx->path, key_len, ps->names[f])) {
+                if (!strchr(ps->names[f], '.') &&
+                    jo_bytes_equal(ctx->path, key_len, ps->names[f])) {
                     ps->next = ps->top = f;
                     ps->values[f].count++;
                 }

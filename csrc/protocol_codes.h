@@ -16,9 +16,9 @@
 #define SB_ERR_RATE_LIMITED    "rate_limited"    /* over the rate limit: the message was dropped */
 
 /* Per-client bounds, the same for network and in-process clients: replies other than
- * metrics_update may queue up to this many bytes, past which the client is closed
- * (SB_CLOSE_SLOW_CONSUMER; one reply larger than this, such as a 1,440-point history_response,
- * is queued when nothing else is, so the queue never holds more than this plus one reply); a client the server closes gets this many seconds to take its
+ * metrics_update may queue until they reach this many bytes; a reply that finds them there
+ * closes the client (SB_CLOSE_SLOW_CONSUMER), so the queue holds at most this plus one reply
+ * (one reply may be larger by itself: a 1,440-point history_response is about 170 KB); a client the server closes gets this many seconds to take its
  * close frame (one that does not read never lets it be sent, and is then dropped). */
 #define SB_MAX_QUEUED_REPLY_BYTES (64 * 1024)
 #define SB_CLOSE_GRACE_S 5

@@ -94,11 +94,12 @@ static void close_out_of_memory(struct session *s)
     session_close(s, SB_CLOSE_OUT_OF_MEMORY);
 }
 
-/* Queue a reply built in m (ownership passes here).  Over the bound, the client is closed 1008;
- * one reply larger than the bound (a long history_response) passes when nothing else waits. */
+/* Queue a reply built in m (ownership passes here).  Once the replies waiting reach the bound,
+ * the client is closed 1008: the queue holds at most the bound plus one reply (a reply may be
+ * larger than the bound by itself: a 1,440-point history_response). */
 static void queue_reply(struct session *s, struct msgbuf *m)
 {
-    if (s->out_bytes && s->out_bytes + m->jb.len > SB_MAX_QUEUED_REPLY_BYTES) {
+    if (s->out_bytes >= SB_MAX_QUEUED_REPLY_BYTES) {
         msgbuf_unref(m);
         s->svc->counters.closed_slow_consumer++;
         sb_log(s->svc->events, SB_WARNING, "client %llu (%s) is not reading its replies: closing",

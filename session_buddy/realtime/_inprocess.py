@@ -40,9 +40,9 @@ __all__ = ["InProcessClients"]
 # In-process clients are held to the network path's slow-consumer bounds, taken from the C
 # side's one table: no metrics_update is held for them (the sender takes the newest one owed
 # from the session when it is ready to send, so a newer one replaces what was not sent yet; a
-# resumed session's replay comes one update per send), replies up to MAX_QUEUED_REPLY_BYTES
-# (one larger reply passes when nothing else waits), then CLOSE_SLOW_CONSUMER with
-# CLOSE_GRACE_S to take the close frame.
+# resumed session's replay comes one update per send), replies until they reach
+# MAX_QUEUED_REPLY_BYTES (so at most that plus one reply, which may be larger by itself), then
+# CLOSE_SLOW_CONSUMER with CLOSE_GRACE_S to take the close frame.
 
 
 @dataclass(eq=False)
@@ -171,7 +171,7 @@ class InProcessClients:
 
     def _queue_reply(self, client: _Client, text: str, sent: asyncio.Future[None] | None = None) -> None:
         size = len(text.encode("utf-8", "surrogatepass"))
-        if client.reply_bytes and client.reply_bytes + size > MAX_QUEUED_REPLY_BYTES:
+        if client.reply_bytes >= MAX_QUEUED_REPLY_BYTES:
             self._log().warning("in-process client %s is not reading its replies: closing", describe(client.obj))
             self._drop(client, *CLOSE_SLOW_CONSUMER)
             settle(sent)

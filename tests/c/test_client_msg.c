@@ -512,8 +512,71 @@ static void test_err_buffer(void)
     client_msg_free(&m);
 }
 
+/* One message's since / window / step, parsed or refused. */
+static struct client_msg parsed(const char *s, int want_status)
+{
+    struct client_msg m;
+    char err[256];
+    int st = client_msg_parse(s, strlen(s), &m, err, sizeof(err));
+    CHECK(st == want_status, "%s: status %s, want %s (%s)", s, status_name(st),
+          status_name(want_status), err);
+    return m;
+}
+
+static void test_since_and_history(void)
+{
+    struct client_msg m = parsed("{\"type\":\"subscribe\",\"skill_name\":\"a\","
+                                 "\"since\":{\"epoch\":\"0123456789abcdef\",\"seq\":42}}", CM_OK);
+    CHECK(m.type == CM_SUBSCRIBE && m.has_since && m.since_seq == 42 &&
+              !strcmp(m.since_epoch, "0123456789abcdef") && m.skill && !strcmp(m.skill, "a"),
+          "since parsed");
+    client_msg_free(&m);
+    m = parsed("{\"type\":\"subscribe\",\"since\":null}", CM_OK);
+    CHECK(!m.has_since && !m.skill, "since null: none");
+    client_msg_free(&m);
+    static const char *const bad_since[] = {
+        "{\"type\":\"subscribe\",\"since\":3}",
+        "{\"type\":\"subscribe\",\"since\":{\"epoch\":\"e\"}}",
+        "{\"type\":\"subscribe\",\"since\":{\"seq\":1}}",
+        "{\"type\":\"subscribe\",\"since\":{\"epoch\":\"e\",\"seq\":-1}}",
+        "{\"type\":\"subscribe\",\"since\":{\"epoch\":\"e\",\"seq\":1.5}}",
+        "{\"type\":\"subscribe\",\"since\":{\"epoch\":\"e\\u0000\",\"seq\":1}}",
+        /* the keys only count under a top-level "since" object, one level down */
+        "{\"type\":\"subscribe\",\"since\":[],\"since.epoch\":\"e\",\"since.seq\":1}",
+        "{\"type\":\"subscribe\",\"since\":{\"x\":{\"epoch\":\"e\",\"seq\":1}}}",
+        "{\"type\":\"subscribe\",\"since\":{},\"\":{\"since\":{\"epoch\":\"e\",\"seq\":1}}}",
+    };
+    for (size_t i = 0; i < sizeof(bad_since) / sizeof(bad_since[0]); i++) {
+        m = parsed(bad_since[i], CM_INVALID_REQUEST);
+        client_msg_free(&m);
+    }
+    m = parsed("{\"type\":\"get_history\"}", CM_OK);
+    CHECK(m.type == CM_GET_HISTORY && !m.skill && m.window_s == 3600 && m.step_s == 60,
+          "get_history defaults");
+    client_msg_free(&m);
+    m = parsed("{\"type\":\"get_history\",\"skill\":\"b\",\"window\":86400,\"step\":60}", CM_OK);
+    CHECK(m.skill && !strcmp(m.skill, "b") && m.window_s == 86400 && m.step_s == 60, "get_history");
+    client_msg_free(&m);
+    static const char *const bad_history[] = {
+        "{\"type\":\"get_history\",\"window\":0}",
+        "{\"type\":\"get_history\",\"window\":86401}",
+        "{\"type\":\"get_history\",\"window\":\"60\"}",
+        "{\"type\":\"get_history\",\"step\":15}",
+        "{\"type\":\"get_history\",\"step\":3601}",
+        "{\"type\":\"get_history\",\"window\":86400,\"step\":50}",
+        "{\"type\":\"get_history\",\"step\":null}",
+        "{\"type\":\"get_history\",\"skill_name\":7}",
+    };
+    for (size_t i = 0; i < sizeof(bad_history) / sizeof(bad_history[0]); i++) {
+        m = parsed(bad_history[i], CM_INVALID_REQUEST);
+        CHECK(m.request_type && !strcmp(m.request_type, "get_history"), "request_type kept");
+        client_msg_free(&m);
+    }
+}
+
 int main(void)
 {
+    test_since_and_history();
     test_every_message_type();
     test_skill_keys();
     test_wrong_types();

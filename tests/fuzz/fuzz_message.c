@@ -4,7 +4,8 @@
  * Input: a sequence of fragments, each [flags:1][length:2 little-endian][bytes].
  * flags bit 0: first fragment of a message; bit 1: final; bit 2: binary frame;
  * bit 3: authentication pending; bit 4: no snapshot yet (before the first tick);
- * bit 5: no epoch known (an in-process session of a stopped server).
+ * bit 5: no epoch known (an in-process session of a stopped server);
+ * bit 6: no recovery window and no history (the same).
  * A final fragment dispatches the message. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,13 +59,32 @@ static void check_reply(const jbuf *reply)
         abort();
 }
 
+/* get_history's buckets and the recovery window, holding a little of everything. */
+static void make_stores(struct snapshot *snap, struct history **h, struct recovery **r)
+{
+    *h = history_new();
+    *r = recovery_new(600000, 8);
+    if (!*h || !*r || recovery_retain(*r, snap) < 0)
+        abort();
+    for (size_t i = 0; i < snap->metrics->n_skills; i++) {
+        const struct skill_stats *st = &snap->metrics->skills[i];
+        if (history_add(*h, st->name, st->name_len, 1700000000123 - (int64_t)i * 61000, (int)(i & 1),
+                        1.5 * (double)i) < 0)
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct snapshot *snap;
+    static struct history *history;
+    static struct recovery *recovery;
     struct rx_buffer rx = {0};
 
-    if (!snap)
+    if (!snap) {
         snap = make_snapshot();
+        make_stores(snap, &history, &recovery);
+    }
     while (size >= 3) {
         uint8_t flags = data[0];
         size_t len = (size_t)data[1] | ((size_t)data[2] << 8);
@@ -93,6 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct dispatch_env env = {
             .snap = (flags & 16) ? NULL : snap,
             .epoch = (flags & 32) ? NULL : "0123456789abcdef",
+            .recovery = (flags & 64) ? NULL : recovery,
+            .history = (flags & 64) ? NULL : history,
             .auth_pending = (flags >> 3) & 1,
             .now_ms = 1700000000123,
         };

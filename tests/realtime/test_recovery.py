@@ -300,3 +300,25 @@ async def test_updates_since_for_metrics_subscribers(server_factory) -> None:
     await server.stop()
     with pytest.raises(RuntimeError):
         server.updates_since(0)
+
+
+@pytest.mark.parametrize("value, exc", [("600", TypeError), (True, TypeError), (-1, ValueError),
+                                        (86401, ValueError), (float("nan"), ValueError)])
+def test_recovery_window_is_checked_at_construction(value, exc, tmp_path) -> None:
+    from session_buddy.realtime import RealTimeMetricsServer
+
+    with pytest.raises(exc, match="recovery_window"):
+        RealTimeMetricsServer(port=0, db_path=tmp_path / "x.db", recovery_window=value)
+    assert RealTimeMetricsServer(port=0, db_path=tmp_path / "x.db").recovery_window == 600.0
+    assert RealTimeMetricsServer(port=0, db_path=tmp_path / "x.db").epoch is None  # not started yet
+
+
+def test_recovery_window_flag() -> None:
+    from session_buddy.realtime.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([]).recovery_window == 600.0
+    assert parser.parse_args(["--recovery-window", "30"]).recovery_window == 30.0
+    for bad in ("-1", "x", "86401"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--recovery-window", bad])
