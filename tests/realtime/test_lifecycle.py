@@ -444,7 +444,7 @@ def _config(**changes: Any) -> Any:
 
     base = CoreConfig(
         db_path="/nonexistent/skills.db", iface="127.0.0.1", disable_ipv6=True, use_poll=False, port=0,
-        interval_s=1.0, top_n=10, anomaly_threshold=2.0, record_anomalies=True, max_clients=100,
+        interval_s=1.0, recovery_window_s=600.0, top_n=10, anomaly_threshold=2.0, record_anomalies=True, max_clients=100,
         max_message_size=65536, max_pending=256, min_log_level=0, static_dir=None, ssl_certfile=None,
         ssl_keyfile=None, allowed_origins=tuple(f"https://site{i}.example" for i in range(200)),
         allowed_hosts=None, jwt_secret=None,

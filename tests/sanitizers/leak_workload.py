@@ -39,6 +39,9 @@ MESSAGES = [
     {"type": "subscribe"},
     {"type": "launch"},
     {"skill": 1},
+    {"type": "get_history", "skill_name": "ruff", "window": 3600, "step": 60},
+    {"type": "get_history", "step": 7},
+    {"type": "subscribe", "since": {"epoch": "0" * 16, "seq": 1}},
 ]
 
 
@@ -72,6 +75,11 @@ async def one_round(db: Path) -> None:
         await ws.send(['{"type":', '"ping"}'])
     await server.handle_client_message(inproc, '{"type":"get_metrics","skill":"ruff"}')
     await server.broadcast_metrics()
+    # Resumed subscribes replay from the recovery window, on both paths.
+    since = {"epoch": server.epoch, "seq": 1}
+    await clients[2].send(json.dumps({"type": "subscribe", "skill_name": "ruff", "since": since}))
+    await server.handle_client_message(inproc, json.dumps({"type": "subscribe", "since": since}))
+    assert server.updates_since(1, "ruff") is not None
     assert len(server.clients) == 4  # the rows of the network clients, copied and freed
     try:
         await clients[0].send("x" * 5000)  # over max_message_size: close 1009
@@ -137,7 +145,7 @@ def server_config(**changes):
 
     base = CoreConfig(
         db_path="/nonexistent/skills.db", iface=None, disable_ipv6=True, use_poll=False, port=0,
-        interval_s=1.0, top_n=10, anomaly_threshold=2.0, record_anomalies=True, max_clients=100,
+        interval_s=1.0, recovery_window_s=600.0, top_n=10, anomaly_threshold=2.0, record_anomalies=True, max_clients=100,
         max_message_size=65536, max_pending=256, min_log_level=0, static_dir="/nonexistent",
         ssl_certfile=None, ssl_keyfile=None, allowed_origins=None, allowed_hosts=None, jwt_secret=None,
     )
