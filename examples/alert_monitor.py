@@ -14,15 +14,21 @@ becomes active, and one "resolved" event when it is gone from the stream. Each e
     python examples/alert_monitor.py --skill pytest-run --webhook http://localhost:9000/hooks/alerts
     python examples/alert_monitor.py --count 10          # stop after 10 updates (scripts, tests)
 
-The server can now send these itself: `webhooks=` / `--webhook URL` POST signed, retried,
-durable `anomaly.detected` / `anomaly.resolved` events (docs/realtime/WEBHOOKS.md), with no
-process of your own. This script is still the better tool when the receiver cannot be reached
-by HTTP from the server, when alerts should follow one client's subscription (--skill), or to
-watch alerts in a terminal.
-
-A lost connection is retried with backoff (0.5 s doubling to 10 s) and alerts still active are
-not raised again. Failing to connect the first time is an error: one line, exit status 1.
+A lost connection is retried with backoff (0.5 s doubling to 10 s) and resumed where it broke
+off: the subscribe carries `since` (the epoch and seq of the last update seen) and the server
+replays every update missed meanwhile, so an anomaly that opened and closed while the script was
+away is still reported, with the timestamps of the updates that carried it. When the server
+cannot replay (it restarted, or the outage outlasted its recovery window, 600 s by default) the
+script prints a "gap" event instead, saying since when updates are lost. Alerts still active are
+never raised twice. Failing to connect the first time is an error: one line, exit status 1.
 Ctrl+C (or SIGTERM) closes the connection cleanly and exits 0.
+
+The server can also POST these events itself (`webhooks=`, `--webhook`: signed, retried for
+24 h, queued durably across restarts). Prefer those for alerting that must not miss anything.
+This script remains the better tool when you cannot configure or restart the server (it only
+needs to reach the stream), when the receiver is reachable from where the script runs but not
+from the server, when you want the events on stdout to pipe into a local command, or for a
+quick look at one skill.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ try:
 except ImportError:  # pragma: no cover - said once, clearly
     sys.exit("alert_monitor: needs the websockets package >= 13: pip install websockets")
 
-__all__ = ["AlertTracker", "main"]
+__all__ = ["AlertTracker", "StreamPosition", "main"]
 
 log = logging.getLogger("session_buddy.alert_monitor")
 
@@ -89,6 +95,58 @@ class AlertTracker:
         }
 
 
+class StreamPosition:
+    """Where in the server's stream this script stands: the epoch and seq of the last update it
+    applied, which a reconnect sends as `since` so the server replays what was missed."""
+
+    def __init__(self) -> None:
+        self.epoch: str | None = None
+        self.seq: int | None = None
+        self.timestamp: str | None = None  # of the last update applied
+
+    @property
+    def known(self) -> bool:
+        return self.epoch is not None and self.seq is not None
+
+    def start_at(self, connected: dict[str, Any]) -> None:
+        """A first connection counts its `connected` message as seen (the next update follows it)."""
+        if not self.known and isinstance(connected.get("epoch"), str) and isinstance(connected.get("seq"), int):
+            self.epoch, self.seq = connected["epoch"], connected["seq"]
+
+    def subscribe(self, skill: str | None) -> dict[str, Any]:
+        request: dict[str, Any] = {"type": "subscribe", "skill_name": skill}
+        if self.known:
+            request["since"] = {"epoch": self.epoch, "seq": self.seq}
+        return request
+
+    def is_repeat(self, update: dict[str, Any]) -> bool:
+        """An update already applied (never expected from a server that recovered, but cheap)."""
+        seq = update.get("seq")
+        return (self.epoch is not None and self.seq is not None and update.get("epoch") == self.epoch
+                and isinstance(seq, int) and seq <= self.seq)
+
+    def advance(self, update: dict[str, Any]) -> None:
+        if isinstance(update.get("epoch"), str) and isinstance(update.get("seq"), int):
+            self.epoch, self.seq = update["epoch"], update["seq"]
+        self.timestamp = update.get("timestamp")
+
+    def forget(self) -> None:
+        self.epoch = self.seq = None
+
+
+def gap_event(position: StreamPosition, confirmation: dict[str, Any]) -> dict[str, Any]:
+    """The event for a resume the server refused: updates after the position are lost."""
+    return {
+        "event": "gap",
+        "severity": "WARNING",
+        "epoch": position.epoch,
+        "after_seq": position.seq,
+        "last_update_at": position.timestamp,
+        "new_epoch": confirmation.get("epoch"),
+        "timestamp": confirmation.get("timestamp"),
+    }
+
+
 def post_webhook(url: str, event: dict[str, Any], timeout: float = 5.0) -> None:
     """POST one event as JSON; a failing hook is logged, never fatal."""
     body = json.dumps(event).encode()
@@ -114,25 +172,28 @@ async def emit(event: dict[str, Any], webhook: str | None) -> None:
     print(json.dumps(event), flush=True)
     if event["event"] == "alert":
         log.warning("ANOMALY %s", describe(event))
-    else:
+    elif event["event"] == "resolved":
         log.info("resolved %s", describe(event))
+    else:
+        log.warning("GAP: the updates after seq %s (last seen at %s) are lost; an anomaly that opened and "
+                    "closed meanwhile is not reported", event["after_seq"], event["last_update_at"])
     if webhook:
         await asyncio.to_thread(post_webhook, webhook, event)
 
 
 async def monitor(args: argparse.Namespace, stop: asyncio.Event) -> int:
     tracker = AlertTracker()
+    position = StreamPosition()
     seen = 0
     attempt = 0
     connected_once = False
     while not stop.is_set():
         try:
             async with connect(args.url, open_timeout=10, **CONNECT_KWARGS) as ws:
+                resuming = connected_once
                 connected_once, attempt = True, 0
-                log.info("connected to %s, watching %s", args.url, args.skill or "all skills")
-                confirmed = args.skill is None  # a new connection already streams all skills
-                if args.skill is not None:
-                    await ws.send(json.dumps({"type": "subscribe", "skill_name": args.skill}))
+                since = None
+                confirmed = False
                 stopper = asyncio.create_task(stop.wait())
                 try:
                     while True:
@@ -144,13 +205,20 @@ async def monitor(args: argparse.Namespace, stop: asyncio.Event) -> int:
                             return 0
                         message = json.loads(receiver.result())
                         kind = message.get("type")
-                        if kind == "subscription_confirmed":
+                        if kind == "connected":
+                            # Subscribe (also to all skills), from where this script stands.
+                            position.start_at(message)
+                            since = position.seq if position.known else None
+                            await ws.send(json.dumps(position.subscribe(args.skill)))
+                        elif kind == "subscription_confirmed":
                             confirmed = True
+                            await resumed(message, position, since, resuming, args)
                         elif kind == "error":
                             log.error("server error %s: %s", message.get("code"), message.get("message"))
-                        elif kind == "metrics_update" and confirmed:
+                        elif kind == "metrics_update" and confirmed and not position.is_repeat(message):
                             for event in tracker.update(message):
                                 await emit(event, args.webhook)
+                            position.advance(message)
                             seen += 1
                             if args.count and seen >= args.count:
                                 await ws.close()
@@ -172,6 +240,29 @@ async def monitor(args: argparse.Namespace, stop: asyncio.Event) -> int:
         except (asyncio.TimeoutError, TimeoutError):
             pass
     return 0
+
+
+async def resumed(confirmation: dict[str, Any], position: StreamPosition, since: int | None, resuming: bool,
+                  args: argparse.Namespace) -> None:
+    """Log how a (re)subscription went; a resume the server could not serve is a gap event."""
+    watching = args.skill or "all skills"
+    recovered = confirmation.get("recovered")
+    if since is None or recovered is None:  # a server without recovery (protocol 1.0)
+        log.info("connected to %s, watching %s", args.url, watching)
+        return
+    if recovered is True:
+        missed = confirmation.get("seq", since) - since
+        if resuming:
+            log.info("reconnected to %s, watching %s: resumed after seq %d, %d missed update(s) replayed",
+                     args.url, watching, since, missed)
+        else:
+            log.info("connected to %s, watching %s from seq %d", args.url, watching, since)
+        return
+    if resuming:
+        await emit(gap_event(position, confirmation), args.webhook)
+    else:
+        log.info("connected to %s, watching %s", args.url, watching)
+    position.forget()
 
 
 def build_parser() -> argparse.ArgumentParser:

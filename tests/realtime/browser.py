@@ -2,7 +2,8 @@
 
 Selenium calls block, so the server's asyncio loop cannot be the test's: `LiveServer` runs
 `RealTimeMetricsServer` on a private loop in a background thread, and the test drives the
-browser from the main thread. Imported as a plain module (tests/conftest.py puts tests/realtime
+browser from the main thread. A `TcpProxy` in front of it (`LiveServer.proxy()`) runs on that
+loop too, so a test can cut the browser's connection while the server keeps going. Imported as a plain module (tests/conftest.py puts tests/realtime
 on sys.path).
 """
 
@@ -14,6 +15,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tcp_proxy import TcpProxy
 
 __all__ = [
     "CHROMEDRIVER",
@@ -101,10 +104,34 @@ class LiveServer:
                                          update_interval=update_interval, **kwargs)
 
         self.server = self.run(build)
+        self.latest: dict[str, Any] | None = None  # the newest snapshot broadcast
+        self._proxies: list[TcpProxy] = []
+        self.call(lambda: self.server.register_metrics_subscriber(self._record))
+
+    def _record(self, payload: dict[str, Any]) -> None:
+        self.latest = payload
 
     def run(self, factory: Callable[[], Coroutine[Any, Any, T]], timeout: float = START_TIMEOUT) -> T:
         """Run `factory()` on the server's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(factory(), self._loop).result(timeout)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run the plain function `fn()` on the server's loop (asyncio objects are not thread-safe)."""
+        async def run() -> T:
+            return fn()
+
+        return self.run(run)
+
+    def proxy(self) -> TcpProxy:
+        """A started TcpProxy to this server, on its loop; closed by stop()."""
+        proxy = self.run(TcpProxy(self.port).start)
+        self._proxies.append(proxy)
+        return proxy
+
+    def latest_seq(self) -> int:
+        """seq of the newest snapshot broadcast (-1 before the first)."""
+        latest = self.latest
+        return -1 if latest is None else int(latest["seq"])
 
     def start(self) -> LiveServer:
         self.run(self.server.start)
@@ -116,6 +143,8 @@ class LiveServer:
             return
         try:
             async def stop() -> None:
+                for proxy in self._proxies:
+                    await proxy.close()
                 if self.server.running:
                     await self.server.stop()
 

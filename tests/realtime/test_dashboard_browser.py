@@ -11,14 +11,14 @@ import os
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from browser import LiveServer, browser_missing, make_driver, wait_js
-from skills_seed import EXPECTED_ORDER, seed_db, store_invocation, utc_now
+from skills_seed import EXPECTED_ORDER, iso_ms, seed_db, store_invocation, utc_now
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -34,6 +34,33 @@ CELL = ("const r = Array.from(document.querySelectorAll('#skills-body tr[data-sk
 DETAIL = ("const d = document.querySelector('#detail-metrics [data-field=\"' + arguments[0] + '\"]');"
           "return d ? d.dataset.value : null")
 
+# A drawn chart `s`: how many values, which, and where its buckets start (see app.js drawLine).
+CHART = ("return s && {points: Number(s.dataset.points), values: s.dataset.values, start: s.dataset.start || null,"
+         " step: Number(s.dataset.step)}")
+SPARK = ("const r = Array.from(document.querySelectorAll('#skills-body tr[data-skill]'))"
+         ".find(r => r.dataset.skill === arguments[0]);"
+         "return (function (s) {" + CHART + "})(r && r.querySelector('svg.sparkline'))")
+DAY_CHART = "return (function (s) {" + CHART + "})(document.getElementById(arguments[0]))"
+SPARK_BUCKETS, DAY_BUCKETS = 60, 96  # 3600 s per 60 s, 86400 s per 900 s
+
+# Installed before the page's own script: every frame the page sends, parsed, in window.__sent.
+WIRE_TAP = """
+window.__sent = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  try { window.__sent.push(JSON.parse(data)); } catch (e) { /* not JSON: not ours */ }
+  return send.call(this, data);
+};
+"""
+# Every seq the page shows, in order: #seq's data-value is set once per update it applies.
+SEQ_LOG = """
+const node = document.getElementById('seq');
+window.__seqs = [];
+window.__seqObserver = new MutationObserver(records => records.forEach(r => window.__seqs.push(r.oldValue)));
+window.__seqObserver.observe(node, {attributes: true, attributeOldValue: true, attributeFilter: ['data-value']});
+"""
+SHOWN_SEQS = "return window.__seqs.concat([document.getElementById('seq').dataset.value]).filter(v => v).map(Number)"
+
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
 
@@ -44,6 +71,46 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield d
     finally:
         d.quit()
+
+
+@pytest.fixture
+def tapped(driver: Any) -> Iterator[Any]:
+    """The driver, with WIRE_TAP run in every page it loads during the test."""
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WIRE_TAP})
+    try:
+        yield driver
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+
+
+def sent(driver: Any, kind: str) -> list[dict]:
+    return [m for m in driver.execute_script("return window.__sent") if m.get("type") == kind]
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def histogram(times: list[str], start: str, step: int, buckets: int) -> list[int]:
+    """Invocations per bucket [start + i*step, start + (i+1)*step), counted here from the rows."""
+    counts = [0] * buckets
+    t0 = parse_iso(start)
+    for at in times:
+        i = int((parse_iso(at) - t0).total_seconds() // step)
+        if 0 <= i < buckets:
+            counts[i] += 1
+    return counts
+
+
+def chart_values(chart: dict) -> list[float | None]:
+    return [None if v == "" else float(v) for v in chart["values"].split(",")]
+
+
+def wait_chart(driver: Any, script: str, arg: str, buckets: int, timeout: float = 30.0) -> dict:
+    """Wait for a chart loaded from history (its buckets known), and return it."""
+    return wait_js(driver, "const c = (function () {" + script + "}).apply(null, arguments);"
+                           "return c && c.start && c.values.split(',').length === arguments[1] ? c : null",
+                   arg, buckets, timeout=timeout, message=f"{arg}: a chart of {buckets} buckets")
 
 
 @pytest.fixture
@@ -108,8 +175,11 @@ def websocket_extensions(driver: Any) -> str:
     raise AssertionError("no WebSocket handshake in the performance log")
 
 
-def severe_console_entries(driver: Any) -> list[dict]:
-    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+def severe_console_entries(driver: Any, server: LiveServer) -> list[dict]:
+    """Errors logged by this server's page (a previous test's page, still retrying its stopped
+    server until the browser navigated away, may have logged into the same buffer)."""
+    here = f"127.0.0.1:{server.port}"
+    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE" and here in e.get("message", "")]
 
 
 def http_get(url: str) -> tuple[int, str, bytes]:
@@ -161,7 +231,7 @@ def test_page_loads_and_shows_the_seeded_skills(driver, live, tmp_path: Path) ->
     assert int(driver.execute_script("return document.getElementById('seq').dataset.value")) >= 0
     assert driver.execute_script("return document.querySelectorAll('#skills-body tr.anomalous').length") == 0
     assert driver.execute_script("return document.querySelector('#anomalies li.empty') !== null")
-    assert severe_console_entries(driver) == []  # no script error, no missing file
+    assert severe_console_entries(driver, server) == []  # no script error, no missing file
 
 
 def test_theme_toggle_follows_the_system_then_persists(driver, live, tmp_path: Path) -> None:
@@ -189,6 +259,8 @@ def test_rows_update_when_invocations_are_written_then_go_stale(driver, live, tm
     open_dashboard(driver, server)
     wait_cell(driver, "mypy", "invocation_count", "4")
     first_seq = int(driver.execute_script("return document.getElementById('seq').dataset.value"))
+    before = wait_chart(driver, SPARK, "mypy", SPARK_BUCKETS)
+    assert sum(chart_values(before)) == 0  # nothing in the last hour
 
     now = utc_now()
     for i in range(3):
@@ -199,10 +271,13 @@ def test_rows_update_when_invocations_are_written_then_go_stale(driver, live, tm
     wait_js(driver, ROW_SKILLS + "[0] === 'mypy'", message="mypy ranked first")
     assert driver.execute_script(ROW_SKILLS)[:3] == ["mypy", "pytest-run", "ruff-check"]
     assert int(driver.execute_script("return document.getElementById('seq').dataset.value")) > first_seq
-    # The sparkline grew from the updates the page received.
-    wait_js(driver, "const s = document.querySelector('#skills-body tr[data-skill=\"mypy\"] svg.sparkline');"
-                    "return Number(s.dataset.points) >= 3 && s.querySelector('polyline') !== null",
-            message="a drawn sparkline")
+    # The live updates add the three new runs to the sparkline's newest buckets.
+    wait_equal(driver, "const s = document.querySelector('#skills-body tr[data-skill=\"mypy\"] svg.sparkline');"
+                       "return s.dataset.values.split(',').reduce((a, v) => a + Number(v), 0)", want=3,
+               message="the new runs in mypy's sparkline")
+    after = driver.execute_script(SPARK, "mypy")
+    assert after["points"] == SPARK_BUCKETS and parse_iso(after["start"]) >= parse_iso(before["start"])
+    assert driver.execute_script("return document.querySelector('#skills-body tr[data-skill=\"mypy\"] polyline') !== null")
 
     # The DB disappears: the server keeps broadcasting the last figures with stale: true.
     os.remove(db.path)
@@ -259,7 +334,8 @@ def test_an_injected_anomaly_is_highlighted_and_drills_down(driver, live, tmp_pa
     assert driver.current_url.endswith("/")
 
 
-def test_reconnects_after_a_restart_and_keeps_the_drill_down(driver, live, tmp_path: Path) -> None:
+def test_reconnects_after_a_restart_and_keeps_the_drill_down(tapped, live, tmp_path: Path) -> None:
+    driver = tapped
     db = seed_db(tmp_path / "skills.db")
     first = serve(live, db.path)
     open_dashboard(driver, first)
@@ -268,15 +344,35 @@ def test_reconnects_after_a_restart_and_keeps_the_drill_down(driver, live, tmp_p
     wait_detail(driver, "invocation_count_24h", "4")
     assert first.subscriptions() == ["ruff-check"]
 
-    port = first.port
+    wait_chart(driver, DAY_CHART, "chart-count", DAY_BUCKETS)
+
+    port, old_epoch = first.port, first.server.epoch
     first.stop()
     wait_js(driver, STATUS + " === 'reconnecting'", message="status reconnecting")
     assert driver.execute_script(DETAIL, "invocation_count_24h") == "4"  # the last figures stay up
+    last_seen = driver.execute_script("return document.getElementById('last-update').getAttribute('datetime')")
+    day_requests = len([m for m in sent(driver, "get_history") if m["window"] == 86400])
 
     second = serve(live, db.path, port=port)
     wait_js(driver, STATUS + " === 'live'", timeout=40, message="status live again")
-    # The page re-applied its drill-down subscription on the new connection.
+    # The page re-applied its drill-down subscription on the new connection, from where it stood.
     poll(lambda: second.subscriptions() == ["ruff-check"], message="the subscription re-applied")
+    resume = sent(driver, "subscribe")[-1]
+    assert resume["skill_name"] == "ruff-check" and resume["since"]["epoch"] == old_epoch != second.server.epoch
+    # A new epoch: nothing can be replayed, and the page says since when data is lost.
+    notice = wait_js(driver, "const n = document.getElementById('recovery');"
+                             "return !n.hidden && n.dataset.state === 'gap' && {since: n.dataset.since, text: n.textContent}",
+                     message="the gap notice")
+    assert notice["since"] == last_seen and notice["text"].startswith("Gap: data since ")
+    clock = driver.execute_script("return new Date(arguments[0]).toLocaleTimeString(undefined,"
+                                  " {hour: '2-digit', minute: '2-digit', second: '2-digit'})", last_seen)
+    assert f"Gap: data since {clock} lost" in notice["text"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / "dashboard-gap.png"))
+    # ... and loads its 24 h chart again.
+    poll(lambda: len([m for m in sent(driver, "get_history") if m["window"] == 86400]) == day_requests + 1,
+         message="the 24 h history asked again")
+    wait_chart(driver, DAY_CHART, "chart-count", DAY_BUCKETS)
 
     now = utc_now()
     store_invocation(db.path, "ruff-check", now, completed=True, duration=0.5)
@@ -286,6 +382,98 @@ def test_reconnects_after_a_restart_and_keeps_the_drill_down(driver, live, tmp_p
     driver.find_element("id", "back").click()
     wait_js(driver, ROW_SKILLS + ".length === 6", message="all skills again")
     poll(lambda: second.subscriptions() == [None], message="subscribed to all skills again")
+
+
+def test_sparklines_show_the_last_hour_on_arrival(tapped, live, tmp_path: Path) -> None:
+    """Every sparkline is full (60 one-minute buckets) as soon as the page shows, each bucket
+    holding the invocations written in that minute, counted here from the rows."""
+    driver = tapped
+    db = seed_db(tmp_path / "skills.db")
+    written = [(inv.skill, at) for inv, at in db.rows]
+    for skill, age in (("mypy", timedelta(minutes=5)), ("mypy", timedelta(minutes=5, seconds=10)),
+                       ("mypy", timedelta(minutes=31)), ("black", timedelta(minutes=58)),
+                       ("ruff-check", timedelta(minutes=12))):
+        at = iso_ms(db.now - age)
+        store_invocation(db.path, skill, at)
+        written.append((skill, at))
+    server = serve(live, db.path)
+    open_dashboard(driver, server)
+    wait_js(driver, ROW_SKILLS + ".length === 6", message="six rows")
+
+    for skill in driver.execute_script(ROW_SKILLS):
+        chart = wait_chart(driver, SPARK, skill, SPARK_BUCKETS)
+        assert chart["step"] == 60 and chart["points"] == SPARK_BUCKETS
+        assert chart_values(chart) == histogram([at for s, at in written if s == skill], chart["start"], 60,
+                                                SPARK_BUCKETS), skill
+    assert sum(chart_values(driver.execute_script(SPARK, "mypy"))) == 3  # and pytest-run's 20 min old run:
+    assert sum(chart_values(driver.execute_script(SPARK, "pytest-run"))) == 1
+    # One request per skill shown, for the last hour per minute; no more while nothing changes.
+    asked = sent(driver, "get_history")
+    assert sorted(m["skill_name"] for m in asked) == sorted(driver.execute_script(ROW_SKILLS))
+    assert {(m["window"], m["step"]) for m in asked} == {(3600, 60)}
+    seq = server.latest_seq()
+    poll(lambda: server.latest_seq() >= seq + 3, message="three more updates")
+    assert len(sent(driver, "get_history")) == len(asked)
+    assert severe_console_entries(driver, server) == []
+
+
+def test_the_drill_down_shows_24_hours(tapped, live, tmp_path: Path) -> None:
+    """The drill-down's charts hold the last 24 h in 96 buckets of 15 min: invocations, and the
+    completed share of each bucket (none where nothing ran)."""
+    driver = tapped
+    db = seed_db(tmp_path / "skills.db")
+    server = serve(live, db.path)
+    open_dashboard(driver, server)
+    driver.find_element("css selector", '#skills-body tr[data-skill="pytest-run"]').click()
+    count = wait_chart(driver, DAY_CHART, "chart-count", DAY_BUCKETS)
+    rate = wait_chart(driver, DAY_CHART, "chart-rate", DAY_BUCKETS)
+    assert count["step"] == rate["step"] == 900 and count["start"] == rate["start"]
+    assert count["points"] == DAY_BUCKETS  # a count in every bucket, empty ones too
+    rows = [(inv, at) for inv, at in db.rows if inv.skill == "pytest-run"]
+    want = histogram([at for _, at in rows], count["start"], 900, DAY_BUCKETS)
+    assert chart_values(count) == want and sum(want) == db.expected_entry("pytest-run")["invocation_count"]
+    done = histogram([at for inv, at in rows if inv.completed], count["start"], 900, DAY_BUCKETS)
+    assert chart_values(rate) == [d / n if n else None for d, n in zip(done, want)]
+    assert 0.0 in chart_values(rate)  # the run 6 h ago that did not complete
+    assert [(m["skill_name"], m["window"], m["step"]) for m in sent(driver, "get_history")
+            if m["window"] == 86400] == [("pytest-run", 86400, 900)]
+
+
+def test_a_dropped_connection_is_resumed_without_a_gap(tapped, live, tmp_path: Path) -> None:
+    """The network drops the page's connection (a proxy between the two cuts it) while the server
+    keeps broadcasting. The page reconnects with since, the server replays what it missed, and
+    the page shows every update exactly once, in order."""
+    driver = tapped
+    db = seed_db(tmp_path / "skills.db")
+    server = serve(live, db.path)
+    proxy = server.proxy()
+    driver.get(f"{server.http_url}/?ws=ws://127.0.0.1:{proxy.port}/")
+    wait_js(driver, STATUS + " === 'live'", message="status live")
+    wait_chart(driver, SPARK, "pytest-run", SPARK_BUCKETS)
+    driver.execute_script(SEQ_LOG)
+    wait_js(driver, SHOWN_SEQS + ".length >= 3", message="three updates shown")
+
+    assert server.run(proxy.cut) == 1
+    wait_js(driver, STATUS + " === 'reconnecting'", message="status reconnecting")
+    shown_before = driver.execute_script(SHOWN_SEQS)
+    poll(lambda: server.latest_seq() >= shown_before[-1] + 4, message="four updates broadcast while cut")
+    server.call(proxy.restore)
+    target = server.latest_seq()
+
+    wait_js(driver, STATUS + " === 'live'", message="status live again")
+    notice = wait_js(driver, "const n = document.getElementById('recovery');"
+                             "return !n.hidden && n.dataset.state && {state: n.dataset.state, text: n.textContent}",
+                     message="a notice about the reconnect")
+    assert notice["state"] == "recovered", notice
+    missed = int(notice["text"].split("Reconnected: ")[1].split()[0])
+    assert missed >= 4 and "nothing lost" in notice["text"]
+    wait_js(driver, SHOWN_SEQS + ".slice(-1)[0] >= arguments[0]", target, message=f"seq {target} shown")
+    shown = driver.execute_script(SHOWN_SEQS)
+    assert shown == list(range(shown[0], shown[-1] + 1)), shown  # no gap, no repeat
+    resume = sent(driver, "subscribe")[-1]
+    assert resume["since"] == {"epoch": server.server.epoch, "seq": shown_before[-1]}
+    assert proxy.accepted >= 2 and len(sent(driver, "get_history")) == 6  # the charts were kept
+    assert chart_values(driver.execute_script(SPARK, "pytest-run")).count(1) == 1
 
 
 def test_the_browser_client_example_shows_the_skills(driver, live, tmp_path: Path) -> None:

@@ -1,12 +1,16 @@
 /* app.js - the live dashboard: one WebSocket, a top-skills table with sparklines, anomalies,
- * a per-skill drill-down, and reconnection with backoff. Plain DOM, no dependencies.
+ * a per-skill drill-down, and reconnection with backoff that resumes the stream where it broke
+ * off (subscribe with `since`). The charts load their history (get_history) on arrival and grow
+ * with the live updates. Plain DOM, no dependencies.
  *
  * Everything that comes off the wire (skill names above all) is hostile data: it only ever
  * reaches the page through textContent, setAttribute and dataset, never through innerHTML. */
 (function () {
   "use strict";
 
-  var HISTORY = 60;              // updates kept per skill for the sparklines
+  var SPARK = { window: 3600, step: 60 };   // trend sparklines: the last hour, per minute
+  var DAY = { window: 86400, step: 900 };   // drill-down charts: the last 24 h, per 15 min
+  var RECOVERED_NOTICE_MS = 8000;           // how long "nothing lost" stays up
   var BACKOFF_MIN = 500;         // ms, first reconnect delay
   var BACKOFF_MAX = 10000;       // ms, ceiling
   var SILENCE_PING_MS = 15000;   // no message this long: ask the server for a pong
@@ -32,7 +36,11 @@
     awaitingConfirm: false,   // updates in the old subscription's form are ignored until confirmed
     lastUpdate: null,         // the latest metrics_update shown
     stale: false,
-    history: new Map(),       // skill -> [{count, rate}]
+    stream: noStream(),       // where the shown stream stands: resume from here after a reconnect
+    resume: null,             // the `since` of the subscribe awaiting its confirmation
+    series: new Map(),        // seriesKey(range, skill) -> history of one chart (see newSeries)
+    historyAsked: [],         // keys of get_history requests in flight, oldest first
+    noticeTimer: null,
     rows: new Map(),          // skill -> <tr> of the overview table
     metrics: null,            // the latest metrics_response.data for the drill-down skill
     askedTotal: null          // total_invocations when get_metrics was last sent
@@ -133,39 +141,45 @@
     if (title) td.title = title; else td.removeAttribute("title");
   }
 
-  /* ---------- sparklines ---------- */
+  /* ---------- charts ---------- */
 
-  /* Fill an <svg> (viewBox 0 0 w h) with a line for `values` (and the area under it when
-   * `area`); min-max scaled so a small movement stays visible, flat in the middle when nothing
-   * moves. The x scale spans at least SLOTS_MIN points, so the first few updates do not draw
-   * one steep stroke across the whole width; it widens until HISTORY points fill it. */
-  var SLOTS_MIN = 20;
-
+  /* Fill an <svg> (viewBox 0 0 w h) with a line for `values`, one per bucket, oldest first,
+   * spread over the whole width (and the area under it when `area`). A null value (a bucket
+   * without a rate) breaks the line. Min-max scaled (from opts.min, opts.max when given) so a
+   * small movement stays visible; when nothing moves, flat at opts.min, or in the middle. data-points counts the values drawn, data-values lists them. */
   function drawLine(svg, values, w, h, opts) {
     opts = opts || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    var pts = values.filter(function (v) { return v != null && isFinite(v); });
-    svg.setAttribute("data-points", String(pts.length));
+    var finite = values.filter(function (v) { return v != null && isFinite(v); });
+    svg.setAttribute("data-points", String(finite.length));
+    svg.setAttribute("data-values", values.map(function (v) { return v == null ? "" : String(v); }).join(","));
     var pad = h > 40 ? 8 : 3;
-    // A faint base line over the whole width: the empty part reads as "no history yet".
+    // A faint base line over the whole width: an empty chart reads as "no history yet".
     svg.appendChild(svgEl("line", { x1: 0, y1: h - 0.5, x2: w, y2: h - 0.5, "class": "spark-base" }));
-    if (!pts.length) return;
-    var lo = opts.min != null ? opts.min : Math.min.apply(null, pts);
-    var hi = opts.max != null ? opts.max : Math.max.apply(null, pts);
-    var slots = Math.max(SLOTS_MIN, pts.length);
-    var step = (w - 2 * pad) / (slots - 1);
-    var x0 = w - pad - step * (pts.length - 1);
-    var coords = pts.map(function (v, i) {
-      var y = hi === lo ? h / 2 : pad + (h - 2 * pad) * (1 - (v - lo) / (hi - lo));
-      return [x0 + step * i, y];
+    if (!finite.length) return;
+    var lo = opts.min != null ? opts.min : Math.min.apply(null, finite);
+    var hi = opts.max != null ? opts.max : Math.max.apply(null, finite);
+    var step = values.length > 1 ? (w - 2 * pad) / (values.length - 1) : 0;
+    var runs = [], run = null, last = null;
+    values.forEach(function (v, i) {
+      if (v == null || !isFinite(v)) { run = null; return; }
+      var y = hi === lo ? (opts.min != null ? h - pad : h / 2) : pad + (h - 2 * pad) * (1 - (v - lo) / (hi - lo));
+      last = [values.length > 1 ? pad + step * i : w - pad, y];
+      if (!run) { run = []; runs.push(run); }
+      run.push(last);
     });
-    var line = coords.map(function (c) { return c[0].toFixed(1) + "," + c[1].toFixed(1); }).join(" ");
-    var last = coords[coords.length - 1];
-    if (opts.area && coords.length > 1) {
-      var area = x0.toFixed(1) + "," + h + " " + line + " " + last[0].toFixed(1) + "," + h;
-      svg.appendChild(svgEl("polygon", { points: area, "class": "spark-area" }));
-    }
-    if (coords.length > 1) svg.appendChild(svgEl("polyline", { points: line, "class": "spark-line" }));
+    runs.forEach(function (coords) {
+      if (coords.length < 2) {   // a bucket alone between empty ones: a point, not a line
+        svg.appendChild(svgEl("circle", { cx: coords[0][0].toFixed(1), cy: coords[0][1].toFixed(1), r: 1.5, "class": "spark-dot" }));
+        return;
+      }
+      var line = coords.map(function (c) { return c[0].toFixed(1) + "," + c[1].toFixed(1); }).join(" ");
+      if (opts.area) {
+        var area = coords[0][0].toFixed(1) + "," + h + " " + line + " " + coords[coords.length - 1][0].toFixed(1) + "," + h;
+        svg.appendChild(svgEl("polygon", { points: area, "class": "spark-area" }));
+      }
+      svg.appendChild(svgEl("polyline", { points: line, "class": "spark-line" }));
+    });
     svg.appendChild(svgEl("circle", { cx: last[0].toFixed(1), cy: last[1].toFixed(1), r: opts.area ? 3 : 2, "class": "spark-dot" }));
   }
 
@@ -177,13 +191,146 @@
     drawLine(svg, values, w, h, { area: true, min: min, max: max });
   }
 
-  function recordHistory(entries) {
-    entries.forEach(function (e) {
-      var h = state.history.get(e.skill_name);
-      if (!h) { h = []; state.history.set(e.skill_name, h); }
-      h.push({ count: num(e.invocation_count), rate: num(windowRate(e)) });
-      if (h.length > HISTORY) h.shift();
-    });
+  /* Where the buckets of a drawn series start, so its values can be read against time. */
+  function markSeries(svg, s) {
+    if (s && s.status === "ready") {
+      svg.setAttribute("data-start", new Date(s.startMs).toISOString());
+      svg.setAttribute("data-step", String(s.step));
+    } else {
+      svg.removeAttribute("data-start");
+      svg.removeAttribute("data-step");
+    }
+  }
+
+  /* ---------- history ---------- */
+
+  /* One chart's buckets: loaded by get_history, then advanced by every live update. An update
+   * adds the invocations it counted (the growth of total_invocations since the one before) to
+   * the bucket of its timestamp, and rolls the window forward when a new bucket begins. So a
+   * row written late with an old invoked_at is drawn when it was counted, until the next load. */
+  function newSeries(range) {
+    return {
+      step: range.step,
+      status: "pending",      // "pending" (asked), "ready" (drawn), "none" (the server has no data)
+      startMs: 0, counts: [], completed: [],
+      total: null, done: null // all-time invocations / completions at the last update seen
+    };
+  }
+
+  function seriesKey(range, skill) { return range.window + "/" + range.step + "/" + skill; }
+
+  function seriesFor(range, skill) { return state.series.get(seriesKey(range, skill)); }
+
+  /* Ask for a chart's history once; the answer comes as history_response (or an error). */
+  function ensureSeries(range, skill) {
+    var key = seriesKey(range, skill);
+    if (state.series.has(key)) return;
+    state.series.set(key, newSeries(range));
+    state.historyAsked.push({ key: key, skill: skill });
+    send({ type: "get_history", skill_name: skill, window: range.window, step: range.step });
+  }
+
+  /* Forget every chart's history: each is asked again when its skill next shows. Requests in
+   * flight stay in historyAsked, since their answers (or errors) still come. */
+  function forgetSeries() {
+    state.series.clear();
+  }
+
+  /* The connection is gone, and with it every answer still owed: ask again on the next one. */
+  function dropPendingSeries() {
+    state.historyAsked = [];
+    state.series.forEach(function (s, key) { if (s.status === "pending") state.series.delete(key); });
+  }
+
+  function onHistory(msg) {
+    if (!Array.isArray(msg.points) || typeof msg.skill_name !== "string") return;
+    var key = seriesKey(msg, msg.skill_name);
+    var at = state.historyAsked.findIndex(function (a) { return a.key === key; });
+    if (at >= 0) state.historyAsked.splice(at, 1);
+    var s = state.series.get(key);
+    if (!s || s.status !== "pending") return;   // forgotten meanwhile (resubscribed, reloaded)
+    var start = msg.points.length ? parseTs(msg.points[0].t) : NaN;
+    if (!isFinite(start)) { s.status = "none"; redrawSeries(msg.skill_name); return; }
+    s.status = "ready";
+    s.startMs = start;
+    s.counts = msg.points.map(function (p) { return num(p.invocation_count) || 0; });
+    s.completed = msg.points.map(function (p) { return num(p.completed_count) || 0; });
+    redrawSeries(msg.skill_name);
+  }
+
+  /* Errors carry no skill: they answer the oldest request in flight. rate_limited is asked
+   * again on the next update; unknown_skill (no data) and the rest draw an empty chart. */
+  function onHistoryError(msg) {
+    var asked = state.historyAsked.shift();
+    var s = asked && state.series.get(asked.key);
+    if (!s || s.status !== "pending") return;
+    if (msg.code === "rate_limited") { state.series.delete(asked.key); return; }
+    s.status = "none";
+    redrawSeries(asked.skill);
+  }
+
+  /* The bucket index for a time, rolling the window forward first when it is past the end;
+   * -1 when the time is before the first bucket. */
+  function bucketIndex(s, tMs) {
+    var stepMs = s.step * 1000;
+    var i = Math.floor((tMs - s.startMs) / stepMs);
+    var n = s.counts.length;
+    if (i < n) return i;
+    var shift = i - n + 1;
+    for (var k = 0; k < Math.min(shift, n); k++) {
+      s.counts.shift(); s.counts.push(0);
+      s.completed.shift(); s.completed.push(0);
+    }
+    s.startMs += shift * stepMs;
+    return n - 1;
+  }
+
+  function completedEver(e) {
+    var total = num(e.total_invocations), rate = num(e.completion_rate);
+    return total == null || rate == null ? null : Math.round(total * rate);
+  }
+
+  /* Apply one live update's entry for this series' skill (see newSeries). */
+  function advanceSeries(s, entry, tMs) {
+    var total = num(entry.total_invocations), done = completedEver(entry);
+    if (s.status === "ready" && isFinite(tMs)) {
+      var i = bucketIndex(s, tMs);
+      if (i >= 0 && s.total != null && total != null) {
+        s.counts[i] += Math.max(0, total - s.total);
+        if (done != null && s.done != null) s.completed[i] += Math.max(0, done - s.done);
+      }
+    }
+    s.total = total;
+    s.done = done;
+  }
+
+  function bucketRates(s) {
+    return s.counts.map(function (c, i) { return c > 0 ? s.completed[i] / c : null; });
+  }
+
+  /* Draw what a skill's loaded history shows right now (called when it arrives). */
+  function redrawSeries(skill) {
+    if (state.skill == null) {
+      var tr = state.rows.get(skill);
+      if (tr) drawSpark(tr, skill);
+    } else if (skill === state.skill) {
+      drawDayCharts(skill);
+    }
+  }
+
+  function drawSpark(tr, skill) {
+    var s = seriesFor(SPARK, skill);
+    drawLine(tr._svg, s && s.status === "ready" ? s.counts : [], 112, 26, { min: 0 });
+    markSeries(tr._svg, s);
+  }
+
+  function drawDayCharts(skill) {
+    var s = seriesFor(DAY, skill);
+    var ready = s && s.status === "ready";
+    drawChart($("chart-count"), ready ? s.counts : [], 0);
+    drawChart($("chart-rate"), ready ? bucketRates(s) : [], 0, 1);
+    markSeries($("chart-count"), s);
+    markSeries($("chart-rate"), s);
   }
 
   /* ---------- overview table ---------- */
@@ -264,8 +411,7 @@
         "all time: " + fmtDuration(e.avg_duration_seconds));
       setCell(c.last_invocation_at, fmtAgo(e.last_invocation_at, nowMs), e.last_invocation_at,
         fmtFull(e.last_invocation_at));
-      var hist = state.history.get(skill) || [];
-      drawLine(tr._svg, hist.map(function (p) { return p.count; }), 112, 26);
+      drawSpark(tr, skill);
       var bad = !!e.is_anomalous || anomalous.has(skill);
       tr.classList.toggle("anomalous", bad);
       // appendChild moves an existing row: the DOM order follows the ranking without rebuilding.
@@ -382,9 +528,7 @@
     detail.classList.toggle("anomalous", m.is_anomalous);
     if (state.askedTotal !== entry.total_invocations) askMetrics(entry.total_invocations);
 
-    var hist = state.history.get(entry.skill_name) || [];
-    drawChart($("chart-count"), hist.map(function (p) { return p.count; }));
-    drawChart($("chart-rate"), hist.map(function (p) { return p.rate; }), 0, 1);
+    drawDayCharts(entry.skill_name);
     setText($("chart-count-now"), fmtInt(entry.invocation_count));
     setText($("chart-rate-now"), fmtPct(windowRate(entry)));
   }
@@ -417,10 +561,7 @@
       setText(dd, "—");
       dd.setAttribute("data-value", "");
     });
-    ["chart-count", "chart-rate"].forEach(function (id) {
-      var svg = $(id);
-      while (svg.firstChild) svg.removeChild(svg.firstChild);
-    });
+    drawDayCharts(null);
     setText($("chart-count-now"), "");
     setText($("chart-rate-now"), "");
   }
@@ -428,28 +569,83 @@
   function drillDown(skill) {
     if (state.skill === skill) return;
     state.skill = skill;
-    resetDetail();
-    showView();
-    writeHash();
-    applySubscription();
+    changeView();
     window.scrollTo(0, 0);
   }
 
   function backToAll() {
     if (state.skill == null) return;
     state.skill = null;
+    changeView();
+  }
+
+  /* Another subscription starts another stream: nothing to resume, and the charts (which the
+   * old subscription stopped advancing) load again. */
+  function changeView() {
+    state.stream = noStream();
+    forgetSeries();
     resetDetail();
     showView();
     writeHash();
     applySubscription();
   }
 
-  /* Tell the server what this page watches (also after every reconnect). */
+  /* Tell the server what this page watches (also after every reconnect, then from where the
+   * stream broke off: the server replays what this page missed, or says it cannot). */
   function applySubscription() {
     if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
     state.awaitingConfirm = true;
-    send({ type: "subscribe", skill_name: state.skill });
+    var request = { type: "subscribe", skill_name: state.skill };
+    state.resume = null;
+    if (state.stream.epoch != null && state.stream.seq != null) {
+      request.since = { epoch: state.stream.epoch, seq: state.stream.seq };
+      state.resume = state.stream;
+    }
+    send(request);
     if (state.skill != null) askMetrics(null);
+  }
+
+  function noStream() { return { epoch: null, seq: null, at: null }; }
+
+  /* An update this page has shown already (a replay overlapping what arrived before). */
+  function alreadyShown(msg) {
+    var at = state.stream;
+    return at.epoch != null && msg.epoch === at.epoch && at.seq != null && typeof msg.seq === "number" && msg.seq <= at.seq;
+  }
+
+  /* The answer to a subscribe sent with `since`. recovered:true: the missed updates follow, in
+   * order. Anything else: they are lost, so say so, and load the charts again. */
+  function onResumeAnswer(msg, since) {
+    if (msg.recovered === true) {
+      var missed = typeof msg.seq === "number" ? Math.max(0, msg.seq - since.seq) : null;
+      showNotice("recovered", missed == null ? "Reconnected: nothing lost." :
+        "Reconnected: " + missed + " missed update" + (missed === 1 ? "" : "s") + " replayed, nothing lost.", since.at);
+      return;
+    }
+    showNotice("gap", "Gap: data since " + fmtClock(since.at) + " lost (the server restarted, or the connection was " +
+      "down longer than the server keeps updates). The charts were reloaded.", since.at);
+    state.stream = noStream();
+    forgetSeries();
+  }
+
+  function showNotice(kind, text, since) {
+    var notice = $("recovery");
+    clearTimeout(state.noticeTimer);
+    notice.setAttribute("data-state", kind);
+    notice.setAttribute("data-since", since || "");
+    setText($("recovery-text"), text);
+    notice.hidden = false;
+    if (kind === "recovered") state.noticeTimer = setTimeout(function () { notice.hidden = true; }, RECOVERED_NOTICE_MS);
+  }
+
+  /* Every shown skill's chart: loaded once, then advanced by each update (see newSeries). */
+  function advanceCharts(entries, tMs) {
+    entries.forEach(function (e) {
+      var range = state.skill == null ? SPARK : e.skill_name === state.skill ? DAY : null;
+      if (!range) return;
+      ensureSeries(range, e.skill_name);
+      advanceSeries(seriesFor(range, e.skill_name), e, tMs);
+    });
   }
 
   function writeHash() {
@@ -473,7 +669,8 @@
     if (!isFinite(nowMs)) nowMs = Date.now();
     state.lastUpdate = msg;
     state.stale = data.stale === true;
-    recordHistory(entries);
+    state.stream = { epoch: typeof msg.epoch === "string" ? msg.epoch : null, seq: num(msg.seq), at: msg.timestamp };
+    advanceCharts(entries, parseTs(msg.timestamp));
 
     var anomalous = new Set(anomalies.map(function (a) { return a.skill_name; }));
     if (state.skill == null) {
@@ -501,6 +698,7 @@
     t.title = fmtFull(msg.timestamp);
     setText($("seq"), msg.seq == null ? "—" : String(msg.seq));
     $("seq").setAttribute("data-value", msg.seq == null ? "" : String(msg.seq));
+    $("seq").setAttribute("data-epoch", state.stream.epoch || "");
     $("stale-banner").hidden = !state.stale;
     document.body.classList.toggle("is-stale", state.stale);
     setStatus(state.stale ? "stale" : "live");
@@ -520,10 +718,16 @@
         break;
       case "subscription_confirmed":
         var confirmed = msg.skill_name === undefined ? msg.skill : msg.skill_name;
-        if ((confirmed == null ? null : confirmed) === state.skill) state.awaitingConfirm = false;
+        if ((confirmed == null ? null : confirmed) !== state.skill) break;   // an older subscribe's
+        state.awaitingConfirm = false;
+        if (state.resume) onResumeAnswer(msg, state.resume);
+        state.resume = null;
         break;
       case "metrics_update":
-        if (!state.awaitingConfirm) onUpdate(msg);
+        if (!state.awaitingConfirm && !alreadyShown(msg)) onUpdate(msg);
+        break;
+      case "history_response":
+        onHistory(msg);
         break;
       case "metrics_response":
         if (msg.data && msg.data.skill_name === state.skill) {
@@ -536,6 +740,7 @@
         break;
       case "error":
         if (msg.request_type === "subscribe") state.awaitingConfirm = false;
+        if (msg.request_type === "get_history") onHistoryError(msg);
         if (msg.request_type === "get_metrics" && state.skill != null && msg.code === "unknown_skill") {
           $("detail-error").hidden = false;
           setText($("detail-error"), "No data for this skill yet.");
@@ -583,6 +788,8 @@
     }
     state.ws = ws;
     state.awaitingConfirm = false;
+    state.resume = null;
+    dropPendingSeries();
     ws.onopen = function () {
       state.lastMessageAt = Date.now();
       state.pinged = false;
@@ -647,6 +854,7 @@
 
   function start() {
     $("theme-toggle").addEventListener("click", toggleTheme);
+    $("recovery-close").addEventListener("click", function () { $("recovery").hidden = true; });
     $("back").addEventListener("click", backToAll);
     document.addEventListener("keydown", function (ev) {
       if (ev.key === "Escape" && state.skill != null) backToAll();
