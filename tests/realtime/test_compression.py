@@ -8,7 +8,6 @@ import asyncio
 import json
 import shutil
 import ssl
-import subprocess
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -275,16 +274,6 @@ async def test_websockets_client_asking_for_8_bits_goes_uncompressed(server) -> 
 # ---- every kind of client in one server ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import socket
 import sqlite3
@@ -232,7 +233,9 @@ async def test_a_slow_reader_is_paced_not_buffered(server_factory, client_factor
     for _ in range(10):  # other clients are not held up meanwhile
         await recv_type(other, "metrics_update", timeout=5)
     grown = rss_bytes() - before
-    assert grown < owed * frame / 4, (grown, owed, frame)
+    # Under `make asan` freed frames sit in ASan's quarantine, so RSS says nothing there.
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert grown < owed * frame / 4, (grown, owed, frame)
 
     reply = await recv_json(slow)
     assert reply["type"] == "subscription_confirmed" and reply["recovered"] is True
