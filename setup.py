@@ -8,9 +8,11 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
+# hiredis: the Redis client of role publisher and edge (SPEC section 10); its async API has a
+# libev adapter, so Redis runs on the loop lws already runs, off the GIL's thread.
 # zlib: the server compresses permessage-deflate frames itself, once per group (csrc/pmdeflate.c).
 REQUIRED = {"libwebsockets": "libwebsockets-dev", "sqlite3": "libsqlite3-dev", "libcrypto": "libssl-dev",
-            "zlib": "zlib1g-dev"}
+            "hiredis": "libhiredis-dev", "zlib": "zlib1g-dev"}
 
 
 def pkg_config(*args: str) -> list[str]:

@@ -192,13 +192,21 @@ uint64_t fanout_publish(struct fanout *f, struct snapshot *s, struct session *se
 {
     uint64_t conflated = 0;
     uint64_t replaced = f->current ? f->current->seq : 0; /* 0: nobody can be behind it */
+    /* On an edge a reader only one behind, in the same epoch, is not slow: it had no turn to
+     * write before the next state arrived, so it catches up from the store instead. */
+    int catch_up = f->catch_up && f->current && !strcmp(f->current->epoch, s->epoch);
     snapshot_unref(f->current);
     f->current = s;
     for (struct session *p = sessions, *next; p; p = next) {
-        const struct fanout_sub *sub = session_fanout_sub(p);
+        struct fanout_sub *sub = session_fanout_sub_rw(p);
         next = session_next_rw(p); /* a failed write closes p, but it stays linked */
         session_prefetch(p);
-        conflated += (uint64_t)(sub->group && !sub->replaying && sub->sent_seq < replaced);
+        if (sub->group && !sub->replaying && sub->sent_seq < replaced) {
+            if (catch_up && sub->sent_seq + 1 == replaced)
+                fanout_resume_after(sub, sub->sent_seq);
+            else
+                conflated++;
+        }
         if (deliver)
             session_deliver_update(p);
     }

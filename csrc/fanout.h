@@ -24,6 +24,9 @@ struct fanout {
     struct snapshot *current;     /* what every update is built from; NULL before the first */
     struct pmd_compressor zip;    /* the server's deflaters, one per window size in use */
     struct recovery *recovery;    /* where a resuming session's missed updates come from */
+    int catch_up;                 /* an edge: states come in batches after a Redis hiccup, so a
+                                   * client that only had no time to write the last one is owed
+                                   * every one of the batch (replayed), not just the newest */
 };
 
 /* One session's subscription: its group (NULL after unsubscribe) and the newest snapshot it

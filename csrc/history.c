@@ -9,17 +9,14 @@
 #include <string.h>
 
 #define BUCKET_MS (HISTORY_BUCKET_S * 1000LL)
-#define CHUNK_BUCKETS 60
+#define CHUNK_BUCKETS HISTORY_CHUNK_BUCKETS
 #define N_CHUNKS 146 /* 24 h of chunks, plus one partial chunk at each end of a 24 h request */
 
 _Static_assert(N_CHUNKS * CHUNK_BUCKETS * HISTORY_BUCKET_S >=
                    HISTORY_MAX_WINDOW_S + 2 * CHUNK_BUCKETS * HISTORY_BUCKET_S,
                "the ring must hold every bucket a request can read");
 
-struct cell {
-    uint32_t invocations, completed, n_durations;
-    double sum_durations;
-};
+#define cell history_cell
 
 struct chunk {
     int64_t number;                 /* absolute: invoked_ms / (bucket * CHUNK_BUCKETS) */
@@ -38,6 +35,7 @@ struct history {
     struct series **skills;         /* sorted by name */
     size_t n_skills, cap_skills;
     int64_t now_ms;                 /* the ticker's clock; 0 before the first advance */
+    uint64_t changes;               /* see history_changes */
 };
 
 struct history *history_new(void)
@@ -60,6 +58,7 @@ static void series_clear(struct series *s)
 /* The caller holds the lock. */
 static void clear_locked(struct history *h)
 {
+    h->changes++;
     series_clear(&h->all);
     for (size_t i = 0; i < h->n_skills; i++) {
         series_clear(h->skills[i]);
@@ -221,6 +220,7 @@ int history_add(struct history *h, const char *skill, size_t len, int64_t invoke
     }
     count(&mine->cells[bucket % CHUNK_BUCKETS], completed, duration);
     count(&all->cells[bucket % CHUNK_BUCKETS], completed, duration);
+    h->changes++;
 out:
     pthread_mutex_unlock(&h->lock);
     return rc;
@@ -296,4 +296,76 @@ size_t history_heap_bytes(struct history *h)
         bytes += series_bytes(h->skills[i]);
     pthread_mutex_unlock(&h->lock);
     return bytes;
+}
+
+/* The lock is held. */
+static void each_in_series(const struct history *h, const struct series *s, history_chunk_fn fn,
+                           void *ctx)
+{
+    int64_t oldest = h->now_ms / BUCKET_MS / CHUNK_BUCKETS - N_CHUNKS;
+    for (size_t i = 0; i < N_CHUNKS; i++)
+        if (s->chunks[i] && s->chunks[i]->number > oldest)
+            fn(ctx, s->name, s->len, s->chunks[i]->number, s->chunks[i]->cells);
+}
+
+uint64_t history_changes(struct history *h)
+{
+    pthread_mutex_lock(&h->lock);
+    uint64_t n = h->changes;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+void history_each_chunk(struct history *h, history_chunk_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    each_in_series(h, &h->all, fn, ctx);
+    for (size_t i = 0; i < h->n_skills; i++)
+        each_in_series(h, h->skills[i], fn, ctx);
+    pthread_mutex_unlock(&h->lock);
+}
+
+int history_put_chunk(struct history *h, const char *skill, size_t len, int64_t number,
+                      const struct history_cell cells[HISTORY_CHUNK_BUCKETS])
+{
+    int rc = 0;
+    pthread_mutex_lock(&h->lock);
+    struct series *s = skill ? series_for(h, skill, len) : &h->all;
+    if (!s) {
+        rc = -1;
+    } else if (number >= 0 && !left_the_ring(s, number)) {
+        struct chunk *c = chunk_make(s, number);
+        if (c)
+            memcpy(c->cells, cells, sizeof(c->cells));
+        else
+            rc = -1;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+void history_swap(struct history *a, struct history *b)
+{
+    /* Always the same order (by address), so two swaps cannot deadlock. */
+    struct history *first = a < b ? a : b, *second = a < b ? b : a;
+    pthread_mutex_lock(&first->lock);
+    pthread_mutex_lock(&second->lock);
+    struct series all = a->all;
+    a->all = b->all;
+    b->all = all;
+    struct series **skills = a->skills;
+    a->skills = b->skills;
+    b->skills = skills;
+    size_t n = a->n_skills, cap = a->cap_skills;
+    a->n_skills = b->n_skills;
+    a->cap_skills = b->cap_skills;
+    b->n_skills = n;
+    b->cap_skills = cap;
+    int64_t now = a->now_ms;
+    a->now_ms = b->now_ms;
+    b->now_ms = now;
+    a->changes++;
+    b->changes++;
+    pthread_mutex_unlock(&second->lock);
+    pthread_mutex_unlock(&first->lock);
 }

@@ -34,6 +34,19 @@
 
 struct history;
 
+/* The chunks a store is made of, for copying a store through Redis (state_codec.h): 60 buckets
+ * of HISTORY_BUCKET_S, chunk number n covering [n * 600 s, (n + 1) * 600 s). */
+#define HISTORY_CHUNK_BUCKETS 60
+
+struct history_cell {
+    uint32_t invocations, completed, n_durations;
+    double sum_durations;
+};
+
+/* One chunk of skill (NULL: the all-skills series), called under the store's lock. */
+typedef void (*history_chunk_fn)(void *ctx, const char *skill, size_t len, int64_t number,
+                                 const struct history_cell cells[HISTORY_CHUNK_BUCKETS]);
+
 /* One point of a response: the bucket [t_ms, t_ms + step). */
 struct history_point {
     int64_t t_ms;
@@ -79,6 +92,23 @@ int history_request_check(long long window_s, long long step_s, char *err, size_
  */
 size_t history_query(struct history *h, const char *skill, size_t len, int64_t now_ms,
                      long long window_s, long long step_s, struct history_point *out);
+
+/* A number that changes whenever what the store holds may have changed (a row counted, a clear, a
+ * swap): a copy of it is only made again when this moved. */
+uint64_t history_changes(struct history *h);
+
+/* Call fn for every chunk the store holds that is still in the ring, series by series (the
+ * all-skills one first), under the lock: a consistent copy. */
+void history_each_chunk(struct history *h, history_chunk_fn fn, void *ctx);
+
+/* Set chunk number of skill (NULL: the all-skills series) to cells.  Returns 0, or -1 when out
+ * of memory.  For building a copy (see history_swap), never on a store the ticker feeds. */
+int history_put_chunk(struct history *h, const char *skill, size_t len, int64_t number,
+                      const struct history_cell cells[HISTORY_CHUNK_BUCKETS]);
+
+/* Exchange the contents of a and b (their clocks too), under both locks: a query on either sees
+ * one whole store or the other. */
+void history_swap(struct history *a, struct history *b);
 
 /* The heap bytes the store holds (its chunks and names), for benchmarks. */
 size_t history_heap_bytes(struct history *h);

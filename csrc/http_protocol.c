@@ -91,12 +91,15 @@ static int begin(struct http_session *hs, struct lws *wsi, struct service *svc, 
     struct ticker_metrics tm;
     struct http_response res;
 
+    struct redis_status redis;
+    int has_redis = service_redis_status(svc, &redis) == 0;
     ticker_get_metrics(svc->ticker, &tm);
     struct webhook_stat *hooks = NULL;
     size_t n_hooks = 0;
     if (webhook_stats_copy(svc->webhooks, &hooks, &n_hooks) < 0)
         return -1;
     struct http_context ctx = {
+        .redis = has_redis ? &redis : NULL,
         .counters = &svc->counters,
         .clients = svc->n_sessions,
         .now_ms = now_unix_ms(),

@@ -10,14 +10,48 @@
 #include "text_sanitize.h"
 #include "timeutil.h"
 
+/* The role and its Redis side: the fields an operator needs to see a deployment at a glance. */
+static void write_redis_health(const struct redis_status *r, jbuf *b)
+{
+    jb_lit(b, ",\"role\":");
+    jb_cstr(b, r ? r->role : "standalone");
+    if (!r)
+        return;
+    jb_lit(b, ",\"redis\":");
+    jb_cstr(b, r->up ? "up" : "down");
+    jb_lit(b, ",\"seq\":");
+    jb_int(b, (long long)r->seq);
+    jb_lit(b, ",\"reconnects\":");
+    jb_int(b, (long long)r->reconnects);
+    if (!strcmp(r->role, "edge")) {
+        jb_lit(b, ",\"stale\":");
+        jb_bool(b, r->stale);
+        jb_lit(b, ",\"lag_s\":");
+        jb_double(b, r->lag_s);
+        jb_lit(b, ",\"lag_seqs\":");
+        jb_int(b, (long long)r->lag_seqs);
+        jb_lit(b, ",\"gaps\":");
+        jb_int(b, (long long)r->gaps);
+    } else {
+        jb_lit(b, ",\"lease_holder\":");
+        jb_cstr(b, r->lease_holder);
+        jb_lit(b, ",\"holder\":");
+        jb_bool(b, r->holder);
+        jb_lit(b, ",\"backlog\":");
+        jb_int(b, (long long)r->backlog);
+    }
+}
+
 static void write_healthz(const struct http_context *ctx, struct http_response *res, jbuf *b)
 {
     char iso[32];
     int db_ok = ctx->ticker->ticks == 0 || ctx->ticker->db_ok;
+    const struct redis_status *r = ctx->redis;
+    int ok = db_ok && !(r && r->stale);
 
-    res->status = db_ok ? 200 : 503;
+    res->status = ok ? 200 : 503;
     res->content_type = "application/json";
-    jb_lit(b, db_ok ? "{\"status\":\"ok\"" : "{\"status\":\"degraded\"");
+    jb_lit(b, ok ? "{\"status\":\"ok\"" : "{\"status\":\"degraded\"");
     jb_lit(b, ",\"clients\":");
     jb_int(b, (long long)ctx->clients);
     jb_lit(b, ",\"uptime_s\":");
@@ -29,7 +63,9 @@ static void write_healthz(const struct http_context *ctx, struct http_response *
     } else {
         jb_null(b);
     }
-    jb_lit(b, db_ok ? ",\"db\":\"ok\"}" : ",\"db\":\"error\"}");
+    jb_lit(b, db_ok ? ",\"db\":\"ok\"" : ",\"db\":\"error\"");
+    write_redis_health(r, b);
+    jb_lit(b, "}");
 }
 
 static void metric_header(jbuf *b, const char *name, const char *type, const char *help)
@@ -265,6 +301,33 @@ static void write_upstream_metrics(const struct http_context *ctx, jbuf *b)
     jb_lit(b, "\n");
 }
 
+static void write_redis_metrics(const struct redis_status *r, jbuf *b)
+{
+    metric(b, "redis_up", "gauge", "1 while the Redis link is connected and set up.", r->up);
+    metric(b, "redis_reconnects_total", "counter", "Redis connections made after the first.",
+           (double)r->reconnects);
+    metric(b, "redis_seq", "gauge", "The newest seq appended (publisher) or delivered (edge).",
+           (double)r->seq);
+    if (!strcmp(r->role, "edge")) {
+        metric(b, "redis_stale", "gauge", "1 while the edge has had no state for 3 s.", r->stale);
+        metric(b, "redis_lag_seconds", "gauge",
+               "Receive time minus the publisher's time of the newest state.", r->lag_s);
+        metric(b, "redis_lag_seqs", "gauge", "States read from Redis but not yet delivered.",
+               (double)r->lag_seqs);
+        metric(b, "redis_gaps_total", "counter", "Gaps in seq seen in the stream.", (double)r->gaps);
+    } else {
+        metric(b, "redis_lease_holder", "gauge", "1 while this publisher holds the lease.",
+               r->holder);
+        metric(b, "redis_appended_total", "counter", "States appended to the stream.",
+               (double)r->appended);
+        metric(b, "redis_fenced_total", "counter", "Appends refused: another publisher holds the lease.",
+               (double)r->fenced);
+        metric(b, "redis_backlog", "gauge", "States waiting to be appended.", (double)r->backlog);
+        metric(b, "redis_backlog_dropped_total", "counter", "States dropped from a full backlog.",
+               (double)r->dropped);
+    }
+}
+
 /* The per-endpoint webhook families: a counter or gauge field of struct webhook_stat each. */
 static const struct {
     const char *name, *type, *help;
@@ -396,6 +459,8 @@ static void write_metrics(const struct http_context *ctx, struct http_response *
         for (size_t i = 0; i < m->n_skills; i++)
             skill_sample(b, "skill_anomalous", &m->skills[i], m->skills[i].is_anomalous ? 1.0 : 0.0);
     }
+    if (ctx->redis)
+        write_redis_metrics(ctx->redis, b);
     write_webhook_metrics(ctx, b);
     write_upstream_metrics(ctx, b);
 }

@@ -21,6 +21,7 @@ struct http_context {
     const struct snapshot *snapshot;        /* may be NULL before the first tick */
     const struct ticker_metrics *ticker;
     const struct static_files *files;
+    const struct redis_status *redis;       /* NULL for standalone */
     const struct webhook_stat *webhooks;    /* per endpoint, as Python last pushed them */
     size_t n_webhooks;
 };

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pmdeflate.h"
 #include "protocol_codes.h"
+#include "service.h"
 #include "server_type.h"
 
 /* The arguments (token, secret, now) of both verify functions, verified with the GIL released.
@@ -108,6 +109,9 @@ static int add_constants(PyObject *module)
         {"LOG_TOPIC_AUTH", SB_TOPIC_AUTH},
         {"MAX_QUEUED_REPLY_BYTES", SB_MAX_QUEUED_REPLY_BYTES},
         {"CLOSE_GRACE_S", SB_CLOSE_GRACE_S},
+        {"ROLE_STANDALONE", SB_ROLE_STANDALONE},
+        {"ROLE_PUBLISHER", SB_ROLE_PUBLISHER},
+        {"ROLE_EDGE", SB_ROLE_EDGE},
     };
     /* The closes the asyncio side makes itself, as (code, reason) from the one table. */
     static const struct {

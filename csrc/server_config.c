@@ -177,7 +177,7 @@ static int take_path(PyObject *config, const char *name, const char **out, struc
 
 int server_config_from_py(PyObject *config, struct core_config *cfg, struct config_hold *hold)
 {
-    long long port, top_n, max_clients, max_msg, max_pending, min_level;
+    long long port, top_n, max_clients, max_msg, max_pending, min_level, role, rport, rdb;
     const char *secret = NULL;
     Py_ssize_t secret_len = 0;
 
@@ -202,8 +202,22 @@ int server_config_from_py(PyObject *config, struct core_config *cfg, struct conf
         take_str(config, "ssl_keyfile", 1, &cfg->ssl_key, hold) < 0 ||
         take_str_tuple(config, "allowed_origins", &hold->origins, &cfg->n_allowed_origins,
                        hold) < 0 ||
-        take_str_tuple(config, "allowed_hosts", &hold->hosts, &cfg->n_allowed_hosts, hold) < 0)
+        take_str_tuple(config, "allowed_hosts", &hold->hosts, &cfg->n_allowed_hosts, hold) < 0 ||
+        take_size(config, "role", SB_ROLE_STANDALONE, SB_ROLE_EDGE, &role) < 0 ||
+        take_str(config, "redis_host", 1, &cfg->redis_host, hold) < 0 ||
+        take_size(config, "redis_port", 0, 65535, &rport) < 0 ||
+        take_size(config, "redis_db", 0, INT_MAX, &rdb) < 0 ||
+        take_str(config, "redis_password", 1, &cfg->redis_password, hold) < 0 ||
+        take_str(config, "redis_prefix", 0, &cfg->redis_prefix, hold) < 0)
         return -1;
+    cfg->role = (enum sb_role)role;
+    cfg->redis_port = (int)rport;
+    cfg->redis_db = (int)rdb;
+    if (cfg->role != SB_ROLE_STANDALONE && (!cfg->redis_host || !cfg->redis_port)) {
+        PyErr_SetString(PyExc_ValueError, "CoreConfig: role publisher and edge need redis_host "
+                        "and redis_port");
+        return -1;
+    }
     if (!(cfg->interval_s > 0) || !(cfg->anomaly_threshold > 0)) {
         PyErr_SetString(PyExc_ValueError, "CoreConfig.interval_s and anomaly_threshold must be > 0");
         return -1;

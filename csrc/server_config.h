@@ -9,7 +9,7 @@
 
 /* Python objects and arrays that the strings of a converted core_config point into. */
 struct config_hold {
-    PyObject *refs[16];
+    PyObject *refs[24];
     size_t n;
     const char **origins;   /* PyMem array, or NULL */
     const char **hosts;     /* PyMem array, or NULL */

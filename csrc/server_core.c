@@ -54,6 +54,11 @@ static int copy_strings(const struct core_config *cfg, struct service_config *sc
             scfg->n_allowed_origins = i + 1;
         }
     }
+    if (cfg->role != SB_ROLE_STANDALONE) {
+        scfg->redis.host = dup_or_null(cfg->redis_host, &oom);
+        scfg->redis.password = dup_or_null(cfg->redis_password, &oom);
+        scfg->redis_prefix = dup_or_null(cfg->redis_prefix, &oom);
+    }
     if (copy_list(cfg->allowed_hosts, cfg->n_allowed_hosts, &scfg->allowed_hosts,
                   &scfg->n_allowed_hosts) < 0)
         return -1;
@@ -76,6 +81,11 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
         .max_clients = cfg->max_clients,
         .max_message_size = cfg->max_message_size,
         .max_pending = cfg->max_pending,
+        .role = cfg->role,
+        .redis = {.port = cfg->redis_port, .db = cfg->redis_db},
+        /* The stream keeps the recovery window's ticks, so that an edge starting now can serve
+         * every resume a standalone server could. */
+        .redis_maxlen = (size_t)(cfg->recovery_window_s / cfg->interval_s) + 16,
     };
 
     *bind_errno = 0;
@@ -106,7 +116,8 @@ struct server_core *core_start(const struct core_config *cfg, int *bind_errno, c
         core_destroy(c);
         return NULL;
     }
-    int rc = ticker_start(&c->ticker);
+    /* An edge has no DB: its states come from Redis on the service thread. */
+    int rc = cfg->role == SB_ROLE_EDGE ? 0 : ticker_start(&c->ticker);
     if (rc) {
         snprintf(err, errlen, "cannot start the ticker thread: %s", strerror(rc));
         core_destroy(c);
@@ -121,9 +132,9 @@ oom:
     return NULL;
 }
 
-const char *core_epoch(const struct server_core *c)
+void core_epoch(struct server_core *c, char out[SB_EPOCH_LEN + 1])
 {
-    return c->ticker.epoch;
+    ticker_epoch(&c->ticker, out);
 }
 
 struct recovery *core_recovery(struct server_core *c)

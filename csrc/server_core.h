@@ -36,6 +36,13 @@ struct core_config {
     size_t max_pending;       /* connections not yet clients (0 = unlimited) */
     const char *const *allowed_hosts; /* Host names accepted (copied), or NULL: no Host check */
     size_t n_allowed_hosts;
+    /* Scale-out (everything copied; redis_host NULL for standalone). */
+    enum sb_role role;
+    const char *redis_host;
+    int redis_port;
+    int redis_db;
+    const char *redis_password; /* NULL: no AUTH */
+    const char *redis_prefix;
 };
 
 struct server_core {
@@ -56,8 +63,9 @@ struct server_core {
 struct server_core *core_start(const struct core_config *cfg, int *bind_errno, char *err,
                                size_t errlen);
 
-/* This run's epoch (SB_EPOCH_LEN characters, NUL-terminated; fixed for the core's life). */
-const char *core_epoch(const struct server_core *c);
+/* The current epoch into out (SB_EPOCH_LEN characters, NUL-terminated).  It changes while the
+ * core runs: a publisher takes over a stream, or Redis lost it; an edge follows its stream. */
+void core_epoch(struct server_core *c, char out[SB_EPOCH_LEN + 1]);
 
 /* The store of the recovery window, and the buckets of get_history (both thread-safe, alive
  * as long as the core). */

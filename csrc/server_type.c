@@ -85,7 +85,7 @@ static PyObject *server_start_core(ServerObject *self, PyObject *config)
         return NULL;
     }
     self->core = core;
-    memcpy(self->epoch, core_epoch(core), sizeof(self->epoch));
+    core_epoch(core, self->epoch);
     return PyLong_FromLong(core_port(core));
 }
 
@@ -103,6 +103,7 @@ static void release_core(ServerObject *self)
     drop_cache(self);
     if (!core)
         return;
+    core_epoch(core, self->epoch); /* the last one, kept after stop */
     Py_BEGIN_ALLOW_THREADS
     core_destroy(core);
     Py_END_ALLOW_THREADS
@@ -196,8 +197,10 @@ static PyObject *server_tick_stats(ServerObject *self, PyObject *Py_UNUSED(ignor
                          "first_tick_us", (long long)first);
 }
 
-const char *sb_server_epoch(const ServerObject *self)
+const char *sb_server_epoch(ServerObject *self)
 {
+    if (self->core)
+        core_epoch(self->core, self->epoch);
     return self->epoch[0] ? self->epoch : NULL;
 }
 
@@ -305,7 +308,7 @@ static PyObject *server_retained_updates(ServerObject *self, PyObject *args)
         return not_running();
     struct recovery *rec = core_recovery(self->core);
     if (!epoch)
-        epoch = core_epoch(self->core);
+        epoch = sb_server_epoch(self);
     if (!recovery_can_resume(rec, epoch, seq))
         Py_RETURN_NONE;
     PyObject *list = PyList_New(0);
@@ -459,8 +462,9 @@ static PyObject *get_epoch(ServerObject *self, void *Py_UNUSED(c))
 
 static PyGetSetDef server_getset[] = {
     {"epoch", (getter)get_epoch, NULL,
-     "The epoch that names this run's numbering of seq (a new random one at every start; kept "
-     "after stop), or None before the first start.",
+     "The epoch that names the current numbering of seq (a new random one at every start; on "
+     "role publisher and edge the Redis stream's, which changes on a takeover or when Redis "
+     "lost its data; the last one is kept after stop), or None before the first start.",
      NULL},
     {"running", (getter)get_running, NULL, "True while the core runs (start_core to finish_stop).",
      NULL},

@@ -16,7 +16,7 @@
 typedef struct {
     PyObject_HEAD
     struct server_core *core;      /* NULL unless running */
-    char epoch[SB_EPOCH_LEN + 1];  /* the epoch of the last start, "" before the first */
+    char epoch[SB_EPOCH_LEN + 1];  /* the last epoch read (sb_server_epoch), "" before the first start */
     struct snapshot *cache_snap;   /* the snapshot `cache` was built from (a reference), or NULL */
     PyObject *cache;               /* dict: skill (str, or None for all) -> metrics_update text */
     PyObject *weakrefs;
@@ -39,9 +39,9 @@ PyObject *sb_server_snapshot_text(ServerObject *self, struct snapshot *snap, PyO
  * first tick. */
 struct snapshot *sb_server_latest(ServerObject *self);
 
-/* The epoch of the running server, or of the last run once stopped; NULL before the first
- * start. */
-const char *sb_server_epoch(const ServerObject *self);
+/* The current epoch of the running server, or the last one of the last run once stopped; NULL
+ * before the first start.  The text lives in self until the next call (GIL held). */
+const char *sb_server_epoch(ServerObject *self);
 
 /* b's text as a str (invalid UTF-8 replaced), freeing b: a new reference, or NULL with
  * MemoryError when b ran out of memory while being written. */

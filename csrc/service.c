@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pmd_extension.h"
+#include "recovery.h"
 #include "ticker.h"
 #include "timeutil.h"
 
@@ -311,6 +312,8 @@ void service_drain_mailbox(struct service *svc)
     int stop = svc->stop_requested;
     pthread_mutex_unlock(&svc->lock);
 
+    if (s && svc->cfg.role == SB_ROLE_PUBLISHER)
+        redis_publisher_push(&svc->publisher, s);
     if (s)
         svc->counters.conflated_updates +=
             fanout_publish(&svc->fan, s, svc->sessions, !svc->stopping);
@@ -334,6 +337,52 @@ static int service_once(struct service *svc)
     return lws_service(svc->ctx, 0);
 }
 
+/* An edge's state from Redis, in place of a tick: the same path a ticker's snapshot takes
+ * (recovery store, latest, fan-out, the asyncio side's EV_SNAPSHOT), with the publisher's
+ * numbering.  Takes over the reference. */
+static void deliver_from_redis(void *ctx, struct snapshot *s)
+{
+    struct service *svc = ctx;
+    recovery_retain(svc->ticker->recovery, s);
+    ticker_set_latest(svc->ticker, s);
+    svc->counters.conflated_updates += fanout_publish(&svc->fan, s, svc->sessions, !svc->stopping);
+    evq_post(svc->events, EV_SNAPSHOT, 0, s->seq, NULL);
+}
+
+/* The publisher took over the stream: the ticker numbers on from it, starting now. */
+static void adopt_numbering(void *ctx, const char *epoch, uint64_t seq)
+{
+    struct service *svc = ctx;
+    ticker_adopt(svc->ticker, epoch, seq);
+    ticker_request_tick(svc->ticker);
+}
+
+/* Start the Redis side of the role on the loop; -1 when out of memory. */
+static int redis_role_start(struct service *svc)
+{
+    const struct service_config *c = &svc->cfg;
+    if (c->role == SB_ROLE_PUBLISHER)
+        return redis_publisher_start(&svc->publisher, svc->ev_loop, &c->redis, c->redis_prefix,
+                                     c->redis_maxlen, svc->ticker->recovery, svc->ticker->history,
+                                     adopt_numbering,
+                                     svc, svc->events);
+    if (c->role == SB_ROLE_EDGE)
+        return redis_edge_start(&svc->edge, svc->ev_loop, &c->redis, c->redis_prefix,
+                                svc->ticker->history, deliver_from_redis, svc, svc->events);
+    return 0;
+}
+
+int service_redis_status(const struct service *svc, struct redis_status *out)
+{
+    if (svc->cfg.role == SB_ROLE_PUBLISHER)
+        redis_publisher_status(&svc->publisher, out);
+    else if (svc->cfg.role == SB_ROLE_EDGE)
+        redis_edge_status(&svc->edge, out);
+    else
+        return -1;
+    return 0;
+}
+
 static void *service_main(void *arg)
 {
     struct service *svc = arg;
@@ -342,7 +391,10 @@ static void *service_main(void *arg)
     memcpy(svc->protocols, protocols, sizeof(svc->protocols));
     svc->protocols[0].per_session_data_size = ws_session_size;
 
-    if (create_context(svc) < 0) {
+    if (create_context(svc) < 0 || (svc->cfg.role != SB_ROLE_STANDALONE && !svc->ev_loop)) {
+        if (svc->ctx && !svc->ev_loop)
+            snprintf(svc->error, sizeof(svc->error),
+                     "role publisher and edge need the libev loop (unset SESSION_BUDDY_EVENT_LOOP)");
         destroy_context(svc);
         sb_log_route_lws(NULL);
         set_state(svc, SVC_FAILED);
@@ -357,6 +409,9 @@ static void *service_main(void *arg)
         sb_log(svc->events, SB_WARNING, "listening socket not found: accept() failures will not "
                "pause accepting");
     sb_log_set_accept_hook(on_accept_failed, svc);
+    if (redis_role_start(svc) < 0)
+        sb_log(svc->events, SB_ERROR, "out of memory starting the Redis link: role %s inactive",
+               svc->cfg.role == SB_ROLE_EDGE ? "edge" : "publisher");
     sb_log(svc->events, SB_DEBUG, "event loop: %s", svc->ev_loop ? "libev (epoll)" : "poll(2)");
     set_state(svc, SVC_LISTENING);
     keepalive_start(svc);
@@ -375,6 +430,8 @@ static void *service_main(void *arg)
     lws_sul_cancel(&svc->keepalive);
     lws_sul_cancel(&svc->accept_retry);
     pending_stop(svc);
+    redis_publisher_stop(&svc->publisher); /* before the loop its watchers are on goes */
+    redis_edge_stop(&svc->edge);
     sb_log_set_accept_hook(NULL, NULL);
     destroy_context(svc);
     sb_log_route_lws(NULL);
@@ -399,6 +456,8 @@ void service_config_free(struct service_config *cfg)
     for (size_t i = 0; i < cfg->n_allowed_hosts; i++)
         free(cfg->allowed_hosts[i]);
     free(cfg->allowed_hosts);
+    redis_target_free(&cfg->redis);
+    free(cfg->redis_prefix);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -412,6 +471,7 @@ int service_start(struct service *svc, const struct service_config *cfg,
     svc->ticker = ticker;
     svc->webhooks = webhooks;
     svc->fan.recovery = ticker->recovery;
+    svc->fan.catch_up = cfg->role == SB_ROLE_EDGE;
     svc->started_ms = now_unix_ms();
     pthread_mutex_init(&svc->lock, NULL);
     pthread_cond_init(&svc->state_changed, NULL);

@@ -10,6 +10,8 @@
 #include "event_queue.h"
 #include "fanout.h"
 #include "pending.h"
+#include "redis_edge.h"
+#include "redis_publisher.h"
 #include "snapshot.h"
 #include "static_files.h"
 #include "ws_protocol.h"
@@ -18,6 +20,9 @@ struct webhook_stats;
 
 struct ticker;
 struct ev_loop;
+
+/* What this server is in a scale-out deployment (SPEC section 10). */
+enum sb_role { SB_ROLE_STANDALONE, SB_ROLE_PUBLISHER, SB_ROLE_EDGE };
 
 struct service_config {
     char *iface;              /* owned; numeric address, or NULL for all interfaces */
@@ -36,6 +41,10 @@ struct service_config {
     size_t max_pending;       /* connections not yet clients; 0 = unlimited */
     char **allowed_hosts;     /* owned; Host names accepted, or NULL for no Host check */
     size_t n_allowed_hosts;
+    enum sb_role role;
+    struct redis_target redis; /* owned; publisher and edge */
+    char *redis_prefix;       /* owned */
+    size_t redis_maxlen;      /* entries the stream keeps: the recovery window's ticks */
 };
 
 /* Free the owned members of cfg and zero it. */
@@ -109,7 +118,13 @@ struct service {
     int64_t accept_backoff_us;         /* the next pause; doubles while accept() keeps failing */
     int64_t accept_report_ms;          /* when accept failures were last logged */
     uint64_t accept_unreported;
+    struct redis_publisher publisher;  /* redis_publisher.c, role publisher */
+    struct redis_edge edge;            /* redis_edge.c, role edge */
 };
+
+/* The Redis side of this server's role for /healthz and /metrics; 0, or -1 for standalone.
+ * Service thread only. */
+int service_redis_status(const struct service *svc, struct redis_status *out);
 
 /* accept() failed with errno err (lws only logs it): pause accepting for a while instead of
  * spinning on the listening socket, and free a descriptor by dropping the oldest pending

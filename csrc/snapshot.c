@@ -3,11 +3,26 @@
 
 #include <malloc.h>
 #include <math.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "prom_metrics.h"
 #include "timeutil.h"
+
+int epoch_new(char out[SB_EPOCH_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char bytes[SB_EPOCH_LEN / 2];
+    if (RAND_bytes(bytes, (int)sizeof(bytes)) != 1)
+        return -1;
+    for (size_t i = 0; i < sizeof(bytes); i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
+    }
+    out[SB_EPOCH_LEN] = '\0';
+    return 0;
+}
 
 static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {

@@ -85,6 +85,11 @@ void anomaly_free_array(struct anomaly *anomalies, size_t n);
 /* The entry for a skill name, or NULL. */
 const struct skill_stats *metrics_find(const struct metrics *m, const char *name, size_t len);
 
+/* A fresh epoch into out: random, so that a client holding a seq of an earlier run (or of
+ * another server, or of a Redis that lost its data) never mistakes it for one of this numbering.
+ * Returns 0, or -1 when the random source failed. */
+int epoch_new(char out[SB_EPOCH_LEN + 1]);
+
 /* A snapshot holding a new reference to m, numbered seq in epoch (SB_EPOCH_LEN characters,
  * copied).  Returns NULL when out of memory. */
 struct snapshot *snapshot_new(struct metrics *m, const char *epoch, uint64_t seq,

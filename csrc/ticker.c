@@ -8,28 +8,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
 
 #include "log.h"
 #include "prom_reader.h"
 #include "recovery.h"
 #include "timeutil.h"
-
-/* A fresh epoch: random, so that a client holding a seq of an earlier run (or of another
- * server) never mistakes it for one of this run. */
-static int new_epoch(char out[SB_EPOCH_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char bytes[SB_EPOCH_LEN / 2];
-    if (RAND_bytes(bytes, (int)sizeof(bytes)) != 1)
-        return -1;
-    for (size_t i = 0; i < sizeof(bytes); i++) {
-        out[2 * i] = hex[bytes[i] >> 4];
-        out[2 * i + 1] = hex[bytes[i] & 15];
-    }
-    out[SB_EPOCH_LEN] = '\0';
-    return 0;
-}
 
 /* How many snapshots the recovery window may hold: its ticks at the interval, twice over for
  * the ticks broadcast_metrics() asks for in between. */
@@ -48,7 +31,7 @@ int ticker_init(struct ticker *t, const char *db_path, int64_t interval_us, size
     pthread_condattr_t attr;
 
     memset(t, 0, sizeof(*t));
-    if (new_epoch(t->epoch) < 0)
+    if (epoch_new(t->epoch) < 0)
         return -1;
     t->recovery = recovery_new(recovery_window_ms,
                                recovery_capacity(recovery_window_ms, interval_us));
@@ -407,6 +390,34 @@ void ticker_get_metrics(struct ticker *t, struct ticker_metrics *out)
     pthread_mutex_unlock(&t->lock);
 }
 
+void ticker_adopt(struct ticker *t, const char *epoch, uint64_t seq)
+{
+    pthread_mutex_lock(&t->lock);
+    memcpy(t->adopt_epoch, epoch, SB_EPOCH_LEN);
+    t->adopt_epoch[SB_EPOCH_LEN] = '\0';
+    t->adopt_seq = seq;
+    t->adopt_pending = 1;
+    pthread_mutex_unlock(&t->lock);
+}
+
+void ticker_set_latest(struct ticker *t, struct snapshot *s)
+{
+    snapshot_ref(s);
+    pthread_mutex_lock(&t->lock);
+    struct snapshot *old = t->latest;
+    t->latest = s;
+    memcpy(t->epoch, s->epoch, sizeof(t->epoch));
+    pthread_mutex_unlock(&t->lock);
+    snapshot_unref(old);
+}
+
+void ticker_epoch(struct ticker *t, char out[SB_EPOCH_LEN + 1])
+{
+    pthread_mutex_lock(&t->lock);
+    memcpy(out, t->epoch, SB_EPOCH_LEN + 1);
+    pthread_mutex_unlock(&t->lock);
+}
+
 size_t ticker_tick_stats(struct ticker *t, uint32_t *out, size_t max, uint64_t *ticks,
                          int64_t *first_tick_us)
 {
@@ -463,8 +474,17 @@ static struct snapshot *build_snapshot(struct ticker *t)
                 return NULL;
         }
     }
+    pthread_mutex_lock(&t->lock);
+    if (t->adopt_pending) {
+        memcpy(t->epoch, t->adopt_epoch, sizeof(t->epoch));
+        t->seq = t->adopt_seq;
+        t->adopt_pending = 0;
+    }
+    char epoch[SB_EPOCH_LEN + 1];
+    memcpy(epoch, t->epoch, sizeof(epoch));
+    pthread_mutex_unlock(&t->lock);
     /* seq counts only the snapshots that exist: a resume can then tell a missing one by its gap. */
-    struct snapshot *s = snapshot_new(t->last_good, t->epoch, t->seq + 1, now, stale, t->top_n);
+    struct snapshot *s = snapshot_new(t->last_good, epoch, t->seq + 1, now, stale, t->top_n);
     if (!s)
         return NULL;
     t->seq++;

@@ -55,12 +55,13 @@ struct ticker {
     ticker_publish_fn publish;
     void *publish_ctx;
     struct event_queue *events;
-    char epoch[SB_EPOCH_LEN + 1]; /* this run's numbering of seq; read by any thread */
     struct recovery *recovery;    /* every snapshot of the recovery window (thread-safe) */
     struct history *history;      /* the engine's invocations in 10 s buckets (thread-safe) */
 
     /* guarded by lock */
     pthread_mutex_t lock;
+    char epoch[SB_EPOCH_LEN + 1]; /* the numbering of seq now: changes on a publisher's takeover
+                                   * and with an edge's stream; read it with ticker_epoch */
     pthread_cond_t wake;          /* CLOCK_MONOTONIC */
     int stop;
     uint64_t requested_id;        /* last on-demand tick asked for */
@@ -70,6 +71,9 @@ struct ticker {
     int64_t first_tick_us;
     uint32_t tick_us[TICK_HISTORY];
     struct ticker_metrics metrics;
+    int adopt_pending;            /* a publisher took over a stream: number on from it */
+    char adopt_epoch[SB_EPOCH_LEN + 1];
+    uint64_t adopt_seq;
 
     /* ticker thread only */
     struct db_reader reader;
@@ -111,8 +115,21 @@ uint64_t ticker_request_tick(struct ticker *t);
 /* A new reference to the latest snapshot, or NULL before the first tick. */
 struct snapshot *ticker_latest(struct ticker *t);
 
+/* Number the snapshots from the next tick on as epoch (SB_EPOCH_LEN characters), seq + 1,
+ * seq + 2...: a publisher that took the lease goes on with the stream's numbering.  Any
+ * thread. */
+void ticker_adopt(struct ticker *t, const char *epoch, uint64_t seq);
+
+/* Make s (a new reference is taken) the latest snapshot, and its epoch the current one: an
+ * edge's states, which come from Redis instead of this ticker's thread (never started on an
+ * edge). */
+void ticker_set_latest(struct ticker *t, struct snapshot *s);
+
 /* Copy up to max recent tick durations (µs, oldest first) into out; returns
  * how many, and the total tick count and the startup tick's duration. */
+/* Copy the current epoch into out (any thread). */
+void ticker_epoch(struct ticker *t, char out[SB_EPOCH_LEN + 1]);
+
 size_t ticker_tick_stats(struct ticker *t, uint32_t *out, size_t max, uint64_t *ticks,
                          int64_t *first_tick_us);
 

@@ -58,6 +58,10 @@ struct session {
 
 const size_t ws_session_size = sizeof(struct session);
 
+/* How much of a struct lws the walk loads ahead, in cache lines.  Its size is private to lws;
+ * a prefetch past its end loads a neighbour's bytes, never faults. */
+#define SESSION_PREFETCH_WSI_LINES 8
+
 /* The accessors of ws_protocol.h, one line each. */
 const struct session *session_next(const struct session *s) { return s->next; }
 struct session *session_next_rw(struct session *s) { return s->next; }
@@ -66,17 +70,27 @@ const char *session_peer(const struct session *s) { return s->peer; }
 const char *session_user_id(const struct session *s) { return s->user_id; }
 int session_admitted(const struct session *s) { return s->admitted; }
 const struct fanout_sub *session_fanout_sub(const struct session *s) { return &s->sub; }
+struct fanout_sub *session_fanout_sub_rw(struct session *s) { return &s->sub; }
 struct pmd_conn *session_pmd(struct session *s) { return &s->pmd; }
 
+/* Two turns ahead: when s's turn comes, the walk already loaded s (last turn) and asks for the
+ * next session's connection and the session after that.  Loading s->next's fields here does not
+ * wait, since the previous turn loaded that session.  The connection (struct lws, private to
+ * lws) is loaded whole: lws_write reads fields all over it. */
 void session_prefetch(const struct session *s)
 {
     const struct session *n = s->next;
-    __builtin_prefetch(s->wsi);
     if (!n)
         return;
-    __builtin_prefetch(n);              /* next, wsi */
-    __builtin_prefetch(&n->direct);     /* what can_push reads */
-    __builtin_prefetch(&n->out_head);
+    const char *wsi = (const char *)n->wsi;
+    for (int line = 0; line < SESSION_PREFETCH_WSI_LINES; line++)
+        __builtin_prefetch(wsi + 64 * line);
+    const struct session *nn = n->next;
+    if (!nn)
+        return;
+    __builtin_prefetch(nn);              /* next, wsi */
+    __builtin_prefetch(&nn->direct);     /* what can_push reads */
+    __builtin_prefetch(&nn->out_head);
 }
 
 int session_subscription(const struct session *s, const char **skill, size_t *skill_len)
@@ -175,9 +189,14 @@ static void handle_message(struct session *s)
     struct service *svc = s->svc;
     struct dispatch_result res;
     struct msgbuf *reply = msgbuf_new(256);
+    char epoch[SB_EPOCH_LEN + 1];
+    if (!svc->fan.current)
+        ticker_epoch(svc->ticker, epoch);
     struct dispatch_env env = {
         .snap = svc->fan.current,
-        .epoch = svc->ticker->epoch,
+        /* The epoch of the snapshot the reply's seq comes from: one consistent pair, even while a
+         * publisher taking over or an edge switches numbering. */
+        .epoch = svc->fan.current ? svc->fan.current->epoch : epoch,
         .recovery = svc->ticker->recovery,
         .history = svc->ticker->history,
         .auth_pending = s->auth_pending,
@@ -428,7 +447,6 @@ static void admit(struct session *s)
     struct snapshot *latest = ticker_latest(svc->ticker);
     uint64_t seen = latest ? latest->seq : 0;
     fanout_skip_to(&s->sub, seen);
-    snapshot_unref(latest);
 
     if (s->authenticated)
         sb_log(svc->events, SB_INFO, "client %llu connected from %s as user '%s' (%zu connected)",
@@ -436,8 +454,12 @@ static void admit(struct session *s)
     else
         sb_log(svc->events, SB_INFO, "client %llu connected from %s (%zu connected)",
                (unsigned long long)s->id, s->peer, svc->n_sessions);
-    dispatch_write_connected(&hello->jb, s->authenticated, svc->ticker->epoch, seen,
+    char epoch[SB_EPOCH_LEN + 1];
+    if (!latest)
+        ticker_epoch(svc->ticker, epoch);
+    dispatch_write_connected(&hello->jb, s->authenticated, latest ? latest->epoch : epoch, seen,
                              now_unix_ms());
+    snapshot_unref(latest);
     queue_reply(s, hello);
 }
 

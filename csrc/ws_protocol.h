@@ -44,9 +44,10 @@ int session_admitted(const struct session *s);
 /* The next session of the service's list, for a walk that may act on each. */
 struct session *session_next_rw(struct session *s);
 
-/* Start loading what a tick's walk reads next (hints only): the session after s, which
- * session_deliver_update reads, and s's own connection.  A walk over thousands of sessions,
- * each allocated on its own, otherwise waits on a cache miss for each of them. */
+/* Start loading what a tick's walk reads in its next turns (hints only): the connection of the
+ * session after s and the session after that one, which session_deliver_update reads.  A walk
+ * over thousands of sessions, each allocated on its own, otherwise waits on cache misses for
+ * each of them. */
 void session_prefetch(const struct session *s);
 
 /* The session's permessage-deflate state, for pmd_extension.c (from the handshake on). */
@@ -54,6 +55,8 @@ struct pmd_conn *session_pmd(struct session *s);
 
 /* The session's subscription, for the fan-out's bookkeeping. */
 const struct fanout_sub *session_fanout_sub(const struct session *s);
+/* The same, for fanout.c to change (service thread only). */
+struct fanout_sub *session_fanout_sub_rw(struct session *s);
 
 /* A new update is current: write it now when the connection allows (ws://, compressed or not,
  * nothing queued or partly written), else ask for WRITEABLE; nothing when not subscribed. */

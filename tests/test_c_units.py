@@ -29,6 +29,8 @@ PROGRAMS: dict[str, list[str]] = {
     "test_history": ["history.c", "recovery.c", "analytics.c", "snapshot.c", "prom_metrics.c",
                      "json_writer.c", "timeutil.c", "text_sanitize.c"],
     "test_prom_metrics": ["prom_metrics.c"],
+    "test_state_codec": ["state_codec.c", "history.c", "snapshot.c", "prom_metrics.c", "json_writer.c", "timeutil.c",
+                         "text_sanitize.c"],
     "test_handshake": ["handshake.c", "text_sanitize.c"],
     "test_pmdeflate": ["pmdeflate.c", "msgbuf.c", "rx_buffer.c", "json_writer.c", "text_sanitize.c"],
     "test_anomaly_watch": ["anomaly_watch.c", "snapshot.c", "prom_metrics.c", "json_writer.c",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from typing import Any
 from session_buddy.realtime._network_policy import validate_allowed_hosts
 from session_buddy.realtime._webhook_config import WebhookEndpoint, webhook_endpoints
 
-__all__ = ["LOGGER_NAME", "MAX_RECOVERY_WINDOW", "ServerOptions", "server_options"]
+__all__ = [
+    "LOGGER_NAME", "MAX_RECOVERY_WINDOW", "ROLES", "RedisTarget", "ServerOptions", "parse_redis_url",
+    "server_options",
+]
 
 LOGGER_NAME = "session_buddy.realtime"
 
@@ -42,7 +46,68 @@ class ServerOptions:
     allowed_hosts: tuple[str, ...] | None
     max_pending: int
     recovery_window: float
+    role: str
+    redis: RedisTarget | None
+    redis_prefix: str
     webhooks: tuple[WebhookEndpoint, ...] = ()
+
+
+ROLES = ("standalone", "publisher", "edge")
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where a publisher or an edge finds Redis (parsed from redis_url)."""
+
+    host: str
+    port: int
+    db: int
+    password: str | None = field(repr=False)
+
+
+def _role(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"role must be a str, not {type(value).__name__}")
+    if value not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {value!r}")
+    return value
+
+
+def parse_redis_url(value: Any) -> RedisTarget:
+    """redis://[[user]:password@]host[:port][/db] into a RedisTarget; ValueError otherwise.
+
+    rediss:// (TLS) is refused: Debian bookworm's hiredis 0.14.1 has no TLS support (hiredis_ssl
+    came with 1.0), so the link could only speak plain text to a server the user asked to reach
+    over TLS."""
+    if not isinstance(value, str):
+        raise TypeError(f"redis_url must be a str, not {type(value).__name__}")
+    url = urllib.parse.urlsplit(value)
+    if url.scheme == "rediss":
+        raise ValueError("redis_url: rediss:// (TLS) is not supported: the system's hiredis 0.14.1 "
+                         "has no TLS; reach Redis over a TLS tunnel (stunnel, spiped) and use redis://")
+    if url.scheme != "redis":
+        raise ValueError(f"redis_url must start with redis://, got {value!r}")
+    try:
+        port = url.port or 6379
+    except ValueError:
+        raise ValueError(f"redis_url has a bad port: {value!r}") from None
+    if not url.hostname:
+        raise ValueError(f"redis_url names no host: {value!r}")
+    path = url.path.lstrip("/")
+    if path and not path.isdigit():
+        raise ValueError(f"redis_url's database must be a number, got {path!r}")
+    if url.query or url.fragment:
+        raise ValueError(f"redis_url takes no query or fragment: {value!r}")
+    password = None if url.password is None else urllib.parse.unquote(url.password)
+    return RedisTarget(host=url.hostname, port=port, db=int(path or 0), password=password)
+
+
+def _redis_prefix(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"redis_prefix must be a str, not {type(value).__name__}")
+    if not value or len(value) > 200 or not value.isprintable() or " " in value:
+        raise ValueError(f"redis_prefix must be 1..200 printable characters without spaces, got {value!r}")
+    return value
 
 
 def _int(value: Any, name: str, lo: int, hi: int) -> int:
@@ -158,7 +223,8 @@ def server_options(
     host: Any, port: Any, db_path: Any, update_interval: Any, require_auth: Any, *,
     max_clients: Any, max_message_size: Any, allowed_origins: Any, ssl_certfile: Any,
     ssl_keyfile: Any, jwt_secret: Any, anomaly_threshold: Any, top_n: Any, record_anomalies: Any,
-    logger: Any, allowed_hosts: Any, max_pending: Any, recovery_window: Any, webhooks: Any = None,
+    logger: Any, allowed_hosts: Any, max_pending: Any, recovery_window: Any, role: Any = "standalone",
+    redis_url: Any = None, redis_prefix: Any = "session_buddy", webhooks: Any = None,
 ) -> ServerOptions:
     """Check every argument in the order the C constructor did, so the first bad one is named."""
     host_s = _host(host)
@@ -172,6 +238,13 @@ def server_options(
     record = _bool(record_anomalies, "record_anomalies")
     pending = _int(max_pending, "max_pending", 1, 10_000_000)
     window = _recovery_window(recovery_window)
+    role_s = _role(role)
+    redis = None if redis_url is None else parse_redis_url(redis_url)
+    if role_s != "standalone" and redis is None:
+        raise ValueError(f"role {role_s!r} needs redis_url")
+    if role_s == "standalone" and redis is not None:
+        raise ValueError("redis_url is only for role 'publisher' or 'edge'")
+    prefix = _redis_prefix(redis_prefix)
     hosts = validate_allowed_hosts(allowed_hosts)
     path = normalize_db_path(db_path)
     lg = resolve_logger(logger)
@@ -181,10 +254,14 @@ def server_options(
     if (cert is None) != (key is None):
         raise ValueError("ssl_certfile and ssl_keyfile must be given together")
     hooks = webhook_endpoints(webhooks)
+    if hooks and role_s == "edge":
+        raise ValueError("webhooks go on the publisher: an edge has no DB to keep them in, and every "
+                         "edge would send each event again")
     return ServerOptions(
         host=host_s, port=port_i, db_path=path, update_interval=interval, require_auth=auth,
         max_clients=clients, max_message_size=message_size, top_n=top,
         anomaly_threshold=threshold, record_anomalies=record, logger=lg,
         allowed_origins=origins, ssl_certfile=cert, ssl_keyfile=key, jwt_secret=_secret(jwt_secret),
-        allowed_hosts=hosts, max_pending=pending, recovery_window=window, webhooks=hooks,
+        allowed_hosts=hosts, max_pending=pending, recovery_window=window, role=role_s, redis=redis,
+        redis_prefix=prefix, webhooks=hooks,
     )

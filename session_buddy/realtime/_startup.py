@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from session_buddy.realtime import auth
+from session_buddy.realtime import _core, auth
 from session_buddy.realtime._network_policy import host_check_names
 from session_buddy.realtime._options import AnyLogger, ServerOptions
 
@@ -46,6 +46,12 @@ class CoreConfig:
     allowed_origins: tuple[str, ...] | None
     allowed_hosts: tuple[str, ...] | None
     jwt_secret: bytes | None = field(repr=False)
+    role: int = 0                   # ROLE_STANDALONE / ROLE_PUBLISHER / ROLE_EDGE of _core
+    redis_host: str | None = None
+    redis_port: int = 0
+    redis_db: int = 0
+    redis_password: str | None = field(default=None, repr=False)
+    redis_prefix: str = "session_buddy"
 
 
 def effective_secret(options: ServerOptions) -> bytes | None:
@@ -129,6 +135,12 @@ def _bind_address(host: str) -> tuple[str | None, bool]:
     return str(addr), False
 
 
+def _core_role(role: str) -> int:
+    """The C constant of a role name (one place per fact: the numbers live in csrc)."""
+    return {"standalone": _core.ROLE_STANDALONE, "publisher": _core.ROLE_PUBLISHER,
+            "edge": _core.ROLE_EDGE}[role]
+
+
 def core_config(options: ServerOptions, secret: bytes | None, min_log_level: int) -> CoreConfig:
     """The CoreConfig for one start: checks the event-loop choice and the TLS files, resolves the
     host to a bind address (OSError when it cannot be), and names the Hosts a request may carry."""
@@ -147,7 +159,12 @@ def core_config(options: ServerOptions, secret: bytes | None, min_log_level: int
         ssl_certfile=None if cert is None else str(cert), ssl_keyfile=None if key is None else str(key),
         allowed_origins=options.allowed_origins,
         allowed_hosts=host_check_names(options.host, iface, options.allowed_hosts),
-        jwt_secret=secret,
+        jwt_secret=secret, role=_core_role(options.role),
+        redis_host=None if options.redis is None else options.redis.host,
+        redis_port=0 if options.redis is None else options.redis.port,
+        redis_db=0 if options.redis is None else options.redis.db,
+        redis_password=None if options.redis is None else options.redis.password,
+        redis_prefix=options.redis_prefix,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from session_buddy.realtime.server import RealTimeMetricsServer
 from session_buddy.realtime._network_policy import validate_allowed_hosts
 from session_buddy.realtime._webhook_config import FORMATS, webhook_endpoints
-from session_buddy.realtime._options import MAX_RECOVERY_WINDOW
+from session_buddy.realtime._options import MAX_RECOVERY_WINDOW, ROLES, parse_redis_url
 
 __all__ = ["build_parser", "main"]
 
@@ -72,6 +72,14 @@ def _recovery_window(text: str) -> float:
     if not 0 <= value <= MAX_RECOVERY_WINDOW:
         raise argparse.ArgumentTypeError(f"must be 0..{MAX_RECOVERY_WINDOW:g} seconds: {text!r}")
     return value
+
+
+def _redis_url(text: str) -> str:
+    try:
+        parse_redis_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _port(text: str) -> int:
@@ -144,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recovery-window", type=_recovery_window, default=600.0, metavar="S",
                         help="seconds of updates kept so that a client that reconnects with "
                              "since={epoch, seq} misses nothing; 0 keeps none (default 600)")
+    parser.add_argument("--role", choices=ROLES, default="standalone",
+                        help="standalone (default); publisher: read the DB and append every tick to "
+                             "Redis; edge: no DB, serve what the publisher appends (needs --redis)")
+    parser.add_argument("--redis", type=_redis_url, default=None, metavar="URL",
+                        help="redis://[:password@]host[:port][/db] for --role publisher or edge")
+    parser.add_argument("--redis-prefix", default="session_buddy", metavar="P",
+                        help="prefix of the Redis keys of this deployment (default session_buddy)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     parser.add_argument("--webhook", action="append", default=None, metavar="URL", dest="webhooks",
@@ -172,13 +187,18 @@ async def _serve(args: argparse.Namespace) -> int:
                                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                                    allowed_hosts=args.allowed_hosts, max_pending=args.max_pending,
                                    webhooks=_webhooks(args.webhooks, args.webhook_format),
-                                   recovery_window=args.recovery_window)
+                                   recovery_window=args.recovery_window, role=args.role,
+                                   redis_url=args.redis, redis_prefix=args.redis_prefix)
     try:
         await server.start()
     except (FileNotFoundError, ssl.SSLError) as exc:
         print(f"session-buddy-realtime: TLS: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
+        if isinstance(exc.filename, str) and exc.filename.startswith("redis://"):
+            print(f"session-buddy-realtime: cannot use Redis at {exc.filename}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
         print(f"session-buddy-realtime: cannot listen on {args.host}:{args.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -250,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # a bad flag: one usage line, exit status 2
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    if (args.role == "standalone") != (args.redis is None):
+        parser.error("--redis goes with --role publisher or edge, and they need it")
+    if args.webhooks and args.role == "edge":
+        parser.error("--webhook goes on the publisher, not on an edge")
     try:
         webhook_endpoints(_webhooks(args.webhooks, args.webhook_format))
     except (TypeError, ValueError) as exc:

@@ -21,6 +21,7 @@ from session_buddy.realtime._core import ServerBase
 from session_buddy.realtime._events import EventKind, LogTopic, min_log_level, topic_logger
 from session_buddy.realtime._inprocess import InProcessClients
 from session_buddy.realtime._options import AnyLogger, ServerOptions, server_options
+from session_buddy.realtime._redis_check import check_redis
 from session_buddy.realtime._startup import core_config, effective_secret, ensure_database, raise_fd_limit
 from session_buddy.realtime._webhook_store import store_path
 from session_buddy.realtime.webhooks import WebhookDispatcher
@@ -65,7 +66,8 @@ class RealTimeMetricsServer(ServerBase):
     require_auth=False, *, max_clients=100, max_message_size=65536, allowed_origins=None,
     ssl_certfile=None, ssl_keyfile=None, jwt_secret=None, anomaly_threshold=2.0, top_n=10,
     record_anomalies=True, logger=None, allowed_hosts=None, max_pending=256,
-    recovery_window=600.0, webhooks=None)
+    recovery_window=600.0, role='standalone', redis_url=None, redis_prefix='session_buddy',
+    webhooks=None)
     """
 
     def __init__(
@@ -89,6 +91,9 @@ class RealTimeMetricsServer(ServerBase):
         allowed_hosts: Any = None,
         max_pending: int = 256,
         recovery_window: float = 600.0,
+        role: str = "standalone",
+        redis_url: str | None = None,
+        redis_prefix: str = "session_buddy",
         webhooks: Any = None,
     ) -> None:
         if self.running:
@@ -100,7 +105,8 @@ class RealTimeMetricsServer(ServerBase):
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, jwt_secret=jwt_secret,
             anomaly_threshold=anomaly_threshold, top_n=top_n, record_anomalies=record_anomalies,
             logger=logger, allowed_hosts=allowed_hosts, max_pending=max_pending,
-            recovery_window=recovery_window, webhooks=webhooks,
+            recovery_window=recovery_window, role=role, redis_url=redis_url,
+            redis_prefix=redis_prefix, webhooks=webhooks,
         )
         self._port = self._options.port
         self._storage: Any = None
@@ -189,6 +195,11 @@ class RealTimeMetricsServer(ServerBase):
     def max_pending(self) -> int:
         """Connections allowed to be still handshaking or authenticating at once."""
         return self._options.max_pending
+
+    @property
+    def role(self) -> str:
+        """'standalone', 'publisher' (reads the DB, appends each tick to Redis) or 'edge'."""
+        return self._options.role
 
     @property
     def recovery_window(self) -> float:
@@ -280,7 +291,10 @@ class RealTimeMetricsServer(ServerBase):
         secret = effective_secret(self._options)
         config = core_config(self._options, secret, min_log_level(self.logger))
         raise_fd_limit(self._log())
-        await loop.run_in_executor(None, ensure_database, self.db_path)
+        if self._options.redis is not None:
+            await loop.run_in_executor(None, check_redis, self._options.redis)
+        if self._options.role != "edge":  # an edge has no DB
+            await loop.run_in_executor(None, ensure_database, self.db_path)
         if self._options.webhooks:
             # Before the core starts, so that the first snapshot's anomaly set finds it open.
             self._webhooks = WebhookDispatcher(
@@ -297,6 +311,10 @@ class RealTimeMetricsServer(ServerBase):
         state.loop = loop
         state.stopped = loop.create_future()
         state.first_snapshot = loop.create_future()
+        if self._options.role == "edge":
+            # An edge serves what Redis holds as soon as its link has read it; it has no tick of
+            # its own to wait for (and the stream may be empty until a publisher starts).
+            state.first_snapshot.set_result(None)
         state.fd = self.event_fd
         assert state.fd is not None
         loop.add_reader(state.fd, self._drain_events)
@@ -419,6 +437,8 @@ class RealTimeMetricsServer(ServerBase):
         state = self._state
         if not self.running or state.loop is None:
             raise RuntimeError("server is not running")
+        if self._options.role == "edge":
+            return  # an edge broadcasts what the publisher appends; it builds nothing itself
         fut = state.loop.create_future()
         state.tick_waiters.append((self.request_tick(), fut))
         await fut

@@ -7,6 +7,7 @@ on this process's GIL, and stamps every update with the system-wide monotonic cl
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,8 +43,40 @@ def _busy_python(seconds: float) -> int:
 @pytest.mark.timeout(60)
 async def test_busy_main_thread_does_not_delay_updates(server_factory) -> None:
     server = await server_factory(update_interval=INTERVAL)
+    await _check_updates_flow_while_busy(client_url(server))
+
+
+@pytest.mark.timeout(90)
+async def test_busy_main_thread_does_not_delay_an_edge(tmp_path: Path) -> None:
+    """The same on an edge: its Redis client runs on the service thread, not on the GIL's."""
+    from redis_fixture import RedisServer
+    from skills_seed import seed_db
+    from wsutil import free_port
+
+    from session_buddy.realtime import RealTimeMetricsServer
+
+    redis = RedisServer(tmp_path)
+    redis.start()
+    port = free_port()
+    publisher = subprocess.Popen(
+        [sys.executable, "-m", "session_buddy.realtime", "--role", "publisher", "--redis", redis.url,
+         "--db", str(seed_db(tmp_path / "skills.db").path), "--port", str(port),
+         "--interval", str(INTERVAL)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    edge = RealTimeMetricsServer(port=0, db_path=tmp_path / "unused.db", role="edge",
+                                 redis_url=redis.url, update_interval=INTERVAL)
+    try:
+        await edge.start()
+        await _check_updates_flow_while_busy(client_url(edge))
+    finally:
+        await edge.stop()
+        publisher.terminate()
+        publisher.wait(20)
+        redis.stop()
+
+
+async def _check_updates_flow_while_busy(url: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(GIL_CLIENT), client_url(server), "20",
+        sys.executable, str(GIL_CLIENT), url, "20",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:

@@ -12,6 +12,8 @@ import json
 import logging
 import sys
 import tempfile
+import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +23,9 @@ from websockets.exceptions import ConnectionClosed
 from session_buddy.realtime import RealTimeMetricsServer
 from session_buddy.realtime.auth import generate_token
 from session_buddy.storage import SkillsStorage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "realtime"))
+from redis_fixture import RedisServer  # noqa: E402 - the scale-out tests' real redis-server
 
 SECRET = "leak-workload-secret-0123456789abcdef"
 
@@ -137,6 +142,69 @@ async def secured_round(db: Path) -> None:
         await ws.close()
 
 
+async def until(what: str, check, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"leak workload: {what} did not happen")
+        await asyncio.sleep(0.1)
+
+
+def healthz(port: int) -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as err:  # 503 while degraded
+        return json.loads(err.read())
+
+
+async def redis_round(db: Path, tmp: Path) -> None:
+    """A publisher and an edge on a real redis-server: the lease, the appends, the edge's reads
+    and its history copy, the whole protocol on the edge, then Redis restarted empty (reconnects,
+    a new epoch) and the stops."""
+    redis = RedisServer(tmp)
+    redis.start()
+    try:
+        publisher = RealTimeMetricsServer(port=0, db_path=db, update_interval=0.05, role="publisher",
+                                          redis_url=redis.url)
+        edge = RealTimeMetricsServer(port=0, db_path=tmp / "unused.db", update_interval=0.05,
+                                     role="edge", redis_url=redis.url)
+        await publisher.start()
+        await edge.start()
+        ws = await connect(edge.url)
+
+        async def edge_history_copied() -> bool:
+            await ws.send(json.dumps({"type": "get_history", "window": 3600, "step": 60}))
+            while True:
+                reply = json.loads(await ws.recv())
+                if reply["type"] == "history_response":
+                    return any(p["invocation_count"] for p in reply["points"])
+
+        await until("the edge's history copy", edge_history_copied)
+        for message in MESSAGES:
+            await ws.send(json.dumps(message))
+        await ws.send(json.dumps({"type": "subscribe", "since": {"epoch": edge.epoch, "seq": 1}}))
+        old_epoch = edge.epoch
+        assert edge.retained_updates(1) is not None
+        redis.kill()
+
+        async def edge_stale() -> bool:
+            return bool(healthz(edge.port).get("stale"))
+
+        await until("the edge stale", edge_stale)
+        redis.start()
+
+        async def new_epoch() -> bool:
+            return edge.epoch != old_epoch and healthz(edge.port).get("seq", 0) > 1
+
+        await until("a new epoch on the edge", new_epoch)
+        await ws.close()
+        await edge.stop()
+        await publisher.stop()
+    finally:
+        redis.stop()
+
+
 def server_config(**changes):
     """A CoreConfig for start_core, with some fields changed."""
     from dataclasses import replace
@@ -193,6 +261,7 @@ async def main() -> int:
             await one_round(db)
             await secured_round(db)
             await error_paths(db)
+        await redis_round(db, Path(tmp))
     print("leak workload done")
     return 0
 
