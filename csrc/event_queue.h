@@ -13,6 +13,10 @@ enum ev_kind {
     EV_STOPPED,       /* the service thread left its loop and destroyed its context */
     EV_ANOMALIES,     /* the active anomaly set changed (anomaly_watch.h); value = the seq of
                        * the snapshot that carries it, text = its JSON array */
+    EV_GQL_OPERATION, /* a GraphQL subscribe message (gql_protocol.h); value = the connection
+                       * id, text = {"id":..,"user":..,"message":"<the message, as a string>"} */
+    EV_GQL_HTTP,      /* a /graphql request (http_protocol.h); value = the request id, text =
+                       * {"method":..,"query_string":..,"body":..,"content_type":..,"user":..} */
 };
 
 struct event {

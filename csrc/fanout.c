@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gql_protocol.h"
+#include "gql_selection.h"
 #include "recovery.h"
 #include "ws_protocol.h"
 
@@ -11,39 +13,63 @@ struct fanout_group {
     struct fanout_group *next;
     char *skill;              /* NULL = all skills */
     size_t skill_len;
+    struct gql_selection *sel; /* a GraphQL subscription's fields; NULL = the plain protocol */
     size_t members;
     uint64_t built_seq;
     struct msgbuf *message;   /* metrics_update for built_seq */
     struct msgbuf *deflated[PMD_WINDOWS]; /* message compressed, by window; NULL until claimed */
 };
 
-struct fanout_group *fanout_join(struct fanout *f, const char *skill, size_t len)
+static int same_selection(const struct gql_selection *a, const struct gql_selection *b)
+{
+    if (!a || !b)
+        return a == b;
+    size_t la, lb;
+    const char *ta = gql_selection_text(a, &la), *tb = gql_selection_text(b, &lb);
+    return la == lb && !memcmp(ta, tb, la);
+}
+
+struct fanout_group *fanout_join_selection(struct fanout *f, const char *skill, size_t len,
+                                           struct gql_selection *sel)
 {
     struct fanout_group *g;
     for (g = f->groups; g; g = g->next) {
-        if ((!skill && !g->skill) ||
-            (skill && g->skill && g->skill_len == len && !memcmp(g->skill, skill, len))) {
+        if (((!skill && !g->skill) ||
+             (skill && g->skill && g->skill_len == len && !memcmp(g->skill, skill, len))) &&
+            same_selection(sel, g->sel)) {
             g->members++;
+            if (sel)
+                gql_selection_free(sel);
             return g;
         }
     }
     g = calloc(1, sizeof(*g));
     if (!g)
-        return NULL;
+        goto nomem;
     if (skill) {
         g->skill = malloc(len + 1);
         if (!g->skill) {
             free(g);
-            return NULL;
+            goto nomem;
         }
         memcpy(g->skill, skill, len);
         g->skill[len] = '\0';
         g->skill_len = len;
     }
+    g->sel = sel;
     g->members = 1;
     g->next = f->groups;
     f->groups = g;
     return g;
+nomem:
+    if (sel)
+        gql_selection_free(sel);
+    return NULL;
+}
+
+struct fanout_group *fanout_join(struct fanout *f, const char *skill, size_t len)
+{
+    return fanout_join_selection(f, skill, len, NULL);
 }
 
 /* Drop the compressed frames of the group's previous message. */
@@ -60,6 +86,8 @@ static void group_free(struct fanout_group *g)
     drop_deflated(g);
     msgbuf_unref(g->message);
     free(g->skill);
+    if (g->sel)
+        gql_selection_free(g->sel);
     free(g);
 }
 
@@ -87,13 +115,17 @@ int fanout_update_pending(const struct fanout *f, const struct fanout_sub *sub)
     return sub->group && f->current && sub->sent_seq < f->current->seq;
 }
 
-/* A new metrics_update for snap in the form of g, or NULL when out of memory. */
+/* A new update for snap in the form of g (a metrics_update, or a GraphQL `next` payload), or
+ * NULL when out of memory. */
 static struct msgbuf *build_update(const struct snapshot *snap, const struct fanout_group *g)
 {
     struct msgbuf *m = msgbuf_new(g->skill ? 1024 : 8192);
     if (!m)
         return NULL;
-    snapshot_write_update(snap, g->skill, g->skill_len, &m->jb);
+    if (g->sel)
+        gql_selection_write(g->sel, snap, g->skill, g->skill_len, &m->jb);
+    else
+        snapshot_write_update(snap, g->skill, g->skill_len, &m->jb);
     if (m->jb.failed) {
         msgbuf_unref(m);
         return NULL;
@@ -183,6 +215,19 @@ void fanout_resume_after(struct fanout_sub *sub, uint64_t seq)
     sub->replaying = 1;
 }
 
+/* 1 when sub never got the snapshot numbered `replaced`: conflated, unless catch_up lets a
+ * reader one behind replay it (an edge's batch); a replay owes everything anyway. */
+static int account_replaced(struct fanout_sub *sub, uint64_t replaced, int catch_up)
+{
+    if (!sub->group || sub->replaying || sub->sent_seq >= replaced)
+        return 0;
+    if (catch_up && sub->sent_seq + 1 == replaced) {
+        fanout_resume_after(sub, sub->sent_seq);
+        return 0;
+    }
+    return 1;
+}
+
 /* One walk over the sessions: each is counted (conflated or not) and offered the new update in
  * turn.  The profile of a 10,000-client tick put about a tenth of the process in this walk
  * waiting on cache misses (one session after another, each allocated on its own), so the walk
@@ -198,15 +243,13 @@ uint64_t fanout_publish(struct fanout *f, struct snapshot *s, struct session *se
     snapshot_unref(f->current);
     f->current = s;
     for (struct session *p = sessions, *next; p; p = next) {
-        struct fanout_sub *sub = session_fanout_sub_rw(p);
         next = session_next_rw(p); /* a failed write closes p, but it stays linked */
         session_prefetch(p);
-        if (sub->group && !sub->replaying && sub->sent_seq < replaced) {
-            if (catch_up && sub->sent_seq + 1 == replaced)
-                fanout_resume_after(sub, sub->sent_seq);
-            else
-                conflated++;
-        }
+        conflated += account_replaced(session_fanout_sub_rw(p), replaced, catch_up);
+        const struct gql_conn *gc = session_gql(p);
+        for (struct gql_op *op = gc ? gc->ops : NULL; op; op = op->next)
+            if (op->live)
+                conflated += account_replaced(&op->sub, replaced, catch_up);
         if (deliver)
             session_deliver_update(p);
     }

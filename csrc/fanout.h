@@ -11,6 +11,7 @@
 
 struct session;
 struct fanout_group;
+struct gql_selection;
 
 /*
  * Clients with the same subscription ("all skills", or one skill) form a group, and a group's
@@ -41,6 +42,12 @@ struct fanout_sub {
 /* Join the group for `skill` (len bytes; NULL for all skills), creating it if needed.
  * Returns the group, or NULL when out of memory.  Pair with fanout_leave. */
 struct fanout_group *fanout_join(struct fanout *f, const char *skill, size_t len);
+
+/* The same for a GraphQL subscription's group: (skill, selection) pairs, whose frame is the
+ * `next` payload gql_selection_write builds.  Takes ownership of sel (freed when an equal group
+ * exists, or on failure). */
+struct fanout_group *fanout_join_selection(struct fanout *f, const char *skill, size_t len,
+                                           struct gql_selection *sel);
 
 /* Leave g (NULL is a no-op); the last member frees the group and its frame. */
 void fanout_leave(struct fanout *f, struct fanout_group *g);

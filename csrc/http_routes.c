@@ -475,6 +475,11 @@ int http_route(const struct http_context *ctx, const char *path, struct http_res
     } else if (!strcmp(path, "/metrics")) {
         write_metrics(ctx, res, buf);
         res->uses_buffer = 1;
+    } else if (!strcmp(path, "/graphql/schema") && ctx->graphql_schema) {
+        res->status = 200;
+        res->content_type = "text/plain; charset=utf-8";
+        res->body = ctx->graphql_schema;
+        res->body_len = strlen(ctx->graphql_schema);
     } else {
         const struct static_file *f = static_files_find(ctx->files, path);
         if (f) {

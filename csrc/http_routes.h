@@ -24,6 +24,7 @@ struct http_context {
     const struct redis_status *redis;       /* NULL for standalone */
     const struct webhook_stat *webhooks;    /* per endpoint, as Python last pushed them */
     size_t n_webhooks;
+    const char *graphql_schema;             /* the SDL of GET /graphql/schema, or NULL */
 };
 
 struct http_response {

@@ -67,6 +67,14 @@ void jb_free(jbuf *b)
     memset(b, 0, sizeof(*b));
 }
 
+void jb_reset(jbuf *b)
+{
+    b->len = 0;
+    b->failed = b->mem == NULL;
+    if (b->mem)
+        b->mem[b->head] = '\0';
+}
+
 void jb_raw(jbuf *b, const char *s, size_t n)
 {
     /* n == 0 returns early so that (NULL, 0) never reaches memcpy. */

@@ -31,6 +31,10 @@ void jb_free(jbuf *b);
 /* The text (NUL-terminated); never NULL after a successful jb_init. */
 static inline char *jb_text(const jbuf *b) { return b->mem + b->head; }
 
+/* Empty the text, keeping the allocation for the next one (and clearing `failed` when there is
+ * one), so that one buffer can build message after message. */
+void jb_reset(jbuf *b);
+
 /* Append n raw bytes / a raw C string, unescaped. */
 void jb_raw(jbuf *b, const char *s, size_t n);
 void jb_lit(jbuf *b, const char *s);

@@ -105,6 +105,8 @@ static int add_constants(PyObject *module)
         {"EV_TICK_DONE", EV_TICK_DONE},
         {"EV_STOPPED", EV_STOPPED},
         {"EV_ANOMALIES", EV_ANOMALIES},
+        {"EV_GQL_OPERATION", EV_GQL_OPERATION},
+        {"EV_GQL_HTTP", EV_GQL_HTTP},
         {"LOG_TOPIC_SERVER", SB_TOPIC_SERVER},
         {"LOG_TOPIC_AUTH", SB_TOPIC_AUTH},
         {"MAX_QUEUED_REPLY_BYTES", SB_MAX_QUEUED_REPLY_BYTES},

@@ -14,4 +14,10 @@ const struct sb_close_code sb_close_codes[SB_CLOSE_WHY_COUNT] = {
     [SB_CLOSE_BAD_CLOSE_FRAME] = {1002, "invalid close frame"},
     [SB_CLOSE_BAD_UTF8] = {1007, "invalid UTF-8"},
     [SB_CLOSE_BAD_DEFLATE] = {1007, "invalid compressed data"},
+    [SB_CLOSE_GQL_BAD_MESSAGE] = {4400, "Invalid message"},
+    [SB_CLOSE_GQL_UNAUTHORIZED] = {4401, "Unauthorized"},
+    [SB_CLOSE_GQL_FORBIDDEN] = {4403, "Forbidden"},
+    [SB_CLOSE_GQL_INIT_TIMEOUT] = {4408, "Connection initialisation timeout"},
+    [SB_CLOSE_GQL_DUPLICATE_ID] = {4409, "Subscriber for this id already exists"},
+    [SB_CLOSE_GQL_TOO_MANY_INITS] = {4429, "Too many initialisation requests"},
 };

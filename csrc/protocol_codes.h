@@ -42,6 +42,13 @@ enum sb_close_why {
     SB_CLOSE_BAD_CLOSE_FRAME, /* 1002: the client's close frame broke RFC 6455 5.5.1 */
     SB_CLOSE_BAD_UTF8,        /* 1007: a text message that is not UTF-8 */
     SB_CLOSE_BAD_DEFLATE,     /* 1007: a compressed message that does not inflate */
+    /* graphql-transport-ws connections (the codes of the graphql-ws protocol document): */
+    SB_CLOSE_GQL_BAD_MESSAGE, /* 4400: not a message of the protocol */
+    SB_CLOSE_GQL_UNAUTHORIZED, /* 4401: subscribe before connection_ack */
+    SB_CLOSE_GQL_FORBIDDEN,   /* 4403: authentication on, and no valid token */
+    SB_CLOSE_GQL_INIT_TIMEOUT, /* 4408: no connection_init in time */
+    SB_CLOSE_GQL_DUPLICATE_ID, /* 4409: subscribe with the id of a live operation */
+    SB_CLOSE_GQL_TOO_MANY_INITS, /* 4429: a second connection_init */
     SB_CLOSE_WHY_COUNT
 };
 

@@ -208,7 +208,8 @@ int server_config_from_py(PyObject *config, struct core_config *cfg, struct conf
         take_size(config, "redis_port", 0, 65535, &rport) < 0 ||
         take_size(config, "redis_db", 0, INT_MAX, &rdb) < 0 ||
         take_str(config, "redis_password", 1, &cfg->redis_password, hold) < 0 ||
-        take_str(config, "redis_prefix", 0, &cfg->redis_prefix, hold) < 0)
+        take_str(config, "redis_prefix", 0, &cfg->redis_prefix, hold) < 0 ||
+        take_str(config, "graphql_schema", 1, &cfg->graphql_schema, hold) < 0)
         return -1;
     cfg->role = (enum sb_role)role;
     cfg->redis_port = (int)rport;

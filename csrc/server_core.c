@@ -59,6 +59,7 @@ static int copy_strings(const struct core_config *cfg, struct service_config *sc
         scfg->redis.password = dup_or_null(cfg->redis_password, &oom);
         scfg->redis_prefix = dup_or_null(cfg->redis_prefix, &oom);
     }
+    scfg->graphql_schema = dup_or_null(cfg->graphql_schema, &oom);
     if (copy_list(cfg->allowed_hosts, cfg->n_allowed_hosts, &scfg->allowed_hosts,
                   &scfg->n_allowed_hosts) < 0)
         return -1;

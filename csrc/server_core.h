@@ -43,6 +43,7 @@ struct core_config {
     int redis_db;
     const char *redis_password; /* NULL: no AUTH */
     const char *redis_prefix;
+    const char *graphql_schema;   /* SDL served at GET /graphql/schema, or NULL */
 };
 
 struct server_core {

@@ -9,6 +9,7 @@
 #include "history.h"
 #include "recovery.h"
 #include "server_config.h"
+#include "server_graphql.h"
 #include "snapshot.h"
 
 static PyObject *not_running(void)
@@ -516,6 +517,18 @@ static PyMethodDef server_methods[] = {
     {"network_clients", (PyCFunction)server_network_clients, METH_NOARGS,
      "network_clients($self, /)\n--\n\n"
      "The network clients as (id, remote_address, subscribed, skill, user_id) tuples."},
+    {"gql_subscribe", (PyCFunction)sb_server_gql_subscribe, METH_VARARGS,
+     "gql_subscribe($self, conn, op_id, skill, selection, since_epoch, since_seq, /)\n--\n\n"
+     "Make a GraphQL operation handed over by EV_GQL_OPERATION a live metricsUpdate "
+     "subscription of skill (None: all) with this compiled selection, resumed after "
+     "(since_epoch, since_seq) when since_epoch is not None."},
+    {"gql_send", (PyCFunction)sb_server_gql_send, METH_VARARGS,
+     "gql_send($self, conn, op_id, text, done, /)\n--\n\n"
+     "Send one whole frame for a GraphQL operation handed over by EV_GQL_OPERATION; with done "
+     "the operation ends."},
+    {"http_reply", (PyCFunction)sb_server_http_reply, METH_VARARGS,
+     "http_reply($self, request, status, content_type, body, /)\n--\n\n"
+     "Answer a /graphql request handed over by EV_GQL_HTTP."},
     {NULL},
 };
 

@@ -11,7 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gql_command.h"
+#include "gql_message.h"
+#include "gql_protocol.h"
+#include "http_protocol.h"
 #include "log.h"
+#include "msgbuf.h"
 #include "pmd_extension.h"
 #include "recovery.h"
 #include "ticker.h"
@@ -38,13 +43,22 @@ static const lws_retry_bo_t no_validity_timers = {
 /* stop() must finish promptly even when clients do not read their close frame. */
 #define STOP_DEADLINE_US (1500 * LWS_US_PER_MS)
 
-/* One protocol: plain HTTP is handed to http_protocol.c from its callback (http_protocol.h says
- * why it is not a protocol of its own). */
+/* Two WebSocket protocols with one callback: the plain one (also for upgrades that name no
+ * subprotocol, and for plain HTTP, which is handed to http_protocol.c: http_protocol.h says why
+ * it is not a protocol of its own), and GraphQL's, whose connections ws_protocol.c hands to
+ * gql_protocol.c. */
 static const struct lws_protocols protocols[] = {
     {
         .name = WS_PROTOCOL_NAME,
         .callback = ws_protocol_callback,
         .per_session_data_size = 0, /* set from ws_session_size at runtime, see below */
+        .rx_buffer_size = 0,
+        .tx_packet_size = TX_PACKET_SIZE,
+    },
+    {
+        .name = GQL_PROTOCOL_NAME,
+        .callback = ws_protocol_callback,
+        .per_session_data_size = 0,
         .rx_buffer_size = 0,
         .tx_packet_size = TX_PACKET_SIZE,
     },
@@ -310,7 +324,18 @@ void service_drain_mailbox(struct service *svc)
     struct snapshot *s = svc->pending;
     svc->pending = NULL;
     int stop = svc->stop_requested;
+    struct gql_command *commands = svc->commands;
+    svc->commands = svc->commands_tail = NULL;
     pthread_mutex_unlock(&svc->lock);
+
+    while (commands) {
+        struct gql_command *cmd = commands;
+        commands = cmd->next;
+        if (cmd->kind == GQC_HTTP_REPLY)
+            http_protocol_reply(svc, cmd);
+        else
+            gql_apply_command(svc, cmd);
+    }
 
     if (s && svc->cfg.role == SB_ROLE_PUBLISHER)
         redis_publisher_push(&svc->publisher, s);
@@ -390,6 +415,7 @@ static void *service_main(void *arg)
     sb_log_route_lws(svc->events); /* this server's context logs on this thread only */
     memcpy(svc->protocols, protocols, sizeof(svc->protocols));
     svc->protocols[0].per_session_data_size = ws_session_size;
+    svc->protocols[1].per_session_data_size = ws_session_size;
 
     if (create_context(svc) < 0 || (svc->cfg.role != SB_ROLE_STANDALONE && !svc->ev_loop)) {
         if (svc->ctx && !svc->ev_loop)
@@ -458,6 +484,7 @@ void service_config_free(struct service_config *cfg)
     free(cfg->allowed_hosts);
     redis_target_free(&cfg->redis);
     free(cfg->redis_prefix);
+    free(cfg->graphql_schema);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -515,6 +542,27 @@ void service_publish(struct service *svc, struct snapshot *s)
     snapshot_unref(dropped);
 }
 
+int service_post_command(struct service *svc, struct gql_command *cmd)
+{
+    pthread_mutex_lock(&svc->lock);
+    int alive = svc->alive && !svc->stop_requested;
+    if (alive) {
+        cmd->next = NULL;
+        if (svc->commands_tail)
+            svc->commands_tail->next = cmd;
+        else
+            svc->commands = cmd;
+        svc->commands_tail = cmd;
+        lws_cancel_service(svc->ctx);
+    }
+    pthread_mutex_unlock(&svc->lock);
+    if (!alive) {
+        gql_command_free(cmd);
+        return -1;
+    }
+    return 0;
+}
+
 void service_request_stop(struct service *svc)
 {
     pthread_mutex_lock(&svc->lock);
@@ -533,6 +581,14 @@ void service_destroy(struct service *svc)
     }
     snapshot_unref(svc->pending);
     svc->pending = NULL;
+    while (svc->commands) { /* posted after the thread's last look */
+        struct gql_command *cmd = svc->commands;
+        svc->commands = cmd->next;
+        gql_command_free(cmd);
+    }
+    svc->commands_tail = NULL;
+    msgbuf_unref(svc->gql_frame);
+    svc->gql_frame = NULL;
     service_config_free(&svc->cfg);
     static_files_free(&svc->files);
     pthread_cond_destroy(&svc->state_changed);

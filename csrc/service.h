@@ -17,6 +17,8 @@
 #include "ws_protocol.h"
 
 struct webhook_stats;
+struct gql_command;
+struct http_session;
 
 struct ticker;
 struct ev_loop;
@@ -44,6 +46,7 @@ struct service_config {
     enum sb_role role;
     struct redis_target redis; /* owned; publisher and edge */
     char *redis_prefix;       /* owned */
+    char *graphql_schema;     /* owned; the SDL GET /graphql/schema serves, or NULL */
     size_t redis_maxlen;      /* entries the stream keeps: the recovery window's ticks */
 };
 
@@ -90,6 +93,7 @@ struct service {
     int alive;                  /* ctx exists, so lws_cancel_service is allowed */
     int stop_requested;
     struct snapshot *pending;   /* newest snapshot the service thread has not taken yet */
+    struct gql_command *commands, *commands_tail; /* from Python, oldest first (gql_command.h) */
     int bound_port;
     /* The session registry: written by ws_protocol.c only (sessions link and unlink
      * themselves), under lock; read by client_list.c under lock, by this thread freely. */
@@ -99,7 +103,7 @@ struct service {
     struct service_counters counters;
 
     /* Service thread only.  Each room's own state is named after the room. */
-    struct lws_protocols protocols[2]; /* lws may keep pointing at this table */
+    struct lws_protocols protocols[3]; /* lws may keep pointing at this table */
     pthread_t thread;
     int thread_started;
     struct lws_context *ctx;
@@ -118,6 +122,11 @@ struct service {
     int64_t accept_backoff_us;         /* the next pause; doubles while accept() keeps failing */
     int64_t accept_report_ms;          /* when accept failures were last logged */
     uint64_t accept_unreported;
+    struct msgbuf *gql_frame;          /* gql_protocol.c: the buffer `next` frames are built in */
+    size_t gql_waiting;                /* gql_protocol.c: operations handed to Python */
+    struct http_session *http_waiting; /* http_protocol.c: /graphql requests handed to Python */
+    size_t n_http_waiting;
+    uint64_t next_http_request_id;
     struct redis_publisher publisher;  /* redis_publisher.c, role publisher */
     struct redis_edge edge;            /* redis_edge.c, role edge */
 };
@@ -145,6 +154,11 @@ int service_start(struct service *svc, const struct service_config *cfg,
 /* Hand a new snapshot to the service thread (takes over the reference).
  * Safe from any thread. */
 void service_publish(struct service *svc, struct snapshot *s);
+
+/* Hand a command from the Python side to the service thread (ownership passes here; it is
+ * freed at once when the thread is not running).  Returns 0, or -1 when not running.  Safe from
+ * any thread. */
+int service_post_command(struct service *svc, struct gql_command *cmd);
 
 /* Ask the thread to close every client with 1001 and leave its loop.  An
  * EV_STOPPED event follows.  Safe from any thread; idempotent. */

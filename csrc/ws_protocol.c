@@ -12,11 +12,13 @@
 #include "http_protocol.h"
 #include "jwt.h"
 #include "log.h"
+#include "gql_message.h"
+#include "gql_protocol.h"
 #include "msgbuf.h"
 #include "pmd_extension.h"
 #include "rate_limit.h"
-#include "rx_buffer.h"
 #include "service.h"
+#include "session.h"
 #include "ticker.h"
 #include "timeutil.h"
 
@@ -26,35 +28,6 @@
 #define KEEPALIVE_PONG_MS 20000
 /* A client with no token in its handshake has this long to send {"type":"auth"}. */
 #define AUTH_DEADLINE_US (5 * LWS_US_PER_SEC)
-
-/* Per-connection state: zeroed by lws, set up in ESTABLISHED, freed in CLOSED. */
-struct session {
-    struct session *next, *prev;
-    struct service *svc;
-    struct lws *wsi;
-    uint64_t id;
-    char peer[64];
-    int counted;              /* linked into svc->sessions; counts toward max_clients */
-    int admitted;             /* authenticated (or no auth needed): listed in `clients`, gets updates */
-    int auth_pending;         /* waiting for an auth message */
-    int authenticated;
-    char user_id[JWT_MAX_USER_ID + 1];
-    lws_sorted_usec_list_t auth_deadline;
-    struct rate_limit rate;
-    int64_t next_ping_ms;     /* monotonic: when to ping, unless a ping is out */
-    int64_t ping_sent_ms;     /* monotonic: the unanswered ping's time, or 0 */
-    int ping_due;             /* a ping waits for WRITEABLE */
-    int direct;               /* ws:// (not TLS): a tick may write to it at once */
-    int closing;
-    uint16_t close_code;
-    const char *close_reason;
-    struct fanout_sub sub;    /* sub.group NULL after unsubscribe; edited under svc->lock */
-    struct pmd_conn pmd;      /* permessage-deflate: set in the handshake, before ESTABLISHED */
-    struct msgbuf *out_head, *out_tail;
-    size_t out_bytes;
-    struct rx_buffer rx;
-    struct http_session http; /* while the connection serves plain HTTP */
-};
 
 const size_t ws_session_size = sizeof(struct session);
 
@@ -72,6 +45,7 @@ int session_admitted(const struct session *s) { return s->admitted; }
 const struct fanout_sub *session_fanout_sub(const struct session *s) { return &s->sub; }
 struct fanout_sub *session_fanout_sub_rw(struct session *s) { return &s->sub; }
 struct pmd_conn *session_pmd(struct session *s) { return &s->pmd; }
+const struct gql_conn *session_gql(const struct session *s) { return s->gql; }
 
 /* Two turns ahead: when s's turn comes, the walk already loaded s (last turn) and asks for the
  * next session's connection and the session after that.  Loading s->next's fields here does not
@@ -116,15 +90,15 @@ void session_close(struct session *s, enum sb_close_why why)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, SB_CLOSE_GRACE_S);
 }
 
-static void close_out_of_memory(struct session *s)
+void session_close_out_of_memory(struct session *s)
 {
     session_close(s, SB_CLOSE_OUT_OF_MEMORY);
 }
 
-/* Queue a reply built in m (ownership passes here).  Once the replies waiting reach the bound,
- * the client is closed 1008: the queue holds at most the bound plus one reply (a reply may be
- * larger than the bound by itself: a 1,440-point history_response). */
-static void queue_reply(struct session *s, struct msgbuf *m)
+/* Once the replies waiting reach the bound, the client is closed 1008: the queue holds at most
+ * the bound plus one reply (a reply may be larger than the bound by itself: a 1,440-point
+ * history_response). */
+void session_queue_reply(struct session *s, struct msgbuf *m)
 {
     if (s->out_bytes >= SB_MAX_QUEUED_REPLY_BYTES) {
         msgbuf_unref(m);
@@ -163,7 +137,7 @@ static void apply(struct session *s, const struct dispatch_result *res)
     case DA_SUBSCRIBE: {
         struct fanout_group *g = fanout_join(&svc->fan, res->skill, res->skill_len);
         if (!g) {
-            close_out_of_memory(s);
+            session_close_out_of_memory(s);
             return;
         }
         set_group(s, g);
@@ -206,13 +180,13 @@ static void handle_message(struct session *s)
     if (!reply || dispatch_message(s->rx.data, s->rx.len, s->rx.binary, &env, &res,
                                    &reply->jb) < 0) {
         msgbuf_unref(reply);
-        close_out_of_memory(s);
+        session_close_out_of_memory(s);
         return;
     }
     apply(s, &res);
     dispatch_result_free(&res);
     if (reply->jb.len)
-        queue_reply(s, reply);
+        session_queue_reply(s, reply);
     else
         msgbuf_unref(reply);
     if (fanout_update_pending(&s->svc->fan, &s->sub))
@@ -236,13 +210,13 @@ static void rate_limited(struct session *s, enum rl_verdict verdict)
     svc->counters.rate_limited_messages++;
     struct msgbuf *reply = msgbuf_new(160);
     if (!reply) {
-        close_out_of_memory(s);
+        session_close_out_of_memory(s);
         return;
     }
     dispatch_write_error(&reply->jb, SB_ERR_RATE_LIMITED,
                          "too many messages: the limit is 20 per second with bursts of 40; message dropped",
                          NULL);
-    queue_reply(s, reply);
+    session_queue_reply(s, reply);
 }
 
 /*
@@ -270,7 +244,7 @@ static void receive(struct session *s, const void *in, size_t len)
         return;
     case PMD_RX_NOMEM:
         rx_consumed(&s->rx);
-        close_out_of_memory(s);
+        session_close_out_of_memory(s);
         return;
     case PMD_RX_BAD_DATA:
         rx_consumed(&s->rx);
@@ -287,24 +261,28 @@ static void receive(struct session *s, const void *in, size_t len)
 
     svc->counters.messages_received++;
     enum rl_verdict verdict = rate_limit_take(&s->rate, mono_us() / 1000);
-    if (verdict == RL_ALLOW)
+    if (s->gql) {
+        /* graphql-transport-ws has no rate-limit message: an excess message is dropped. */
+        if (verdict == RL_ALLOW)
+            gql_receive(s);
+        else if (verdict == RL_CLOSE)
+            rate_limited(s, verdict);
+    } else if (verdict == RL_ALLOW)
         handle_message(s);
     else
         rate_limited(s, verdict);
     rx_consumed(&s->rx);
 }
 
-/* The next update owed (a reference the caller drops), counted as sent; NULL (and closing)
- * when out of memory or when a replay fell behind the recovery window. */
-static struct msgbuf *claim_update(struct session *s)
+struct msgbuf *session_claim_update(struct session *s, struct fanout_sub *sub)
 {
     struct service *svc = s->svc;
     struct msgbuf *m = NULL;
-    switch (fanout_claim(&svc->fan, &s->sub, &m)) {
+    switch (fanout_claim(&svc->fan, sub, &m)) {
     case FC_OK:
         break;
     case FC_NOMEM:
-        close_out_of_memory(s);
+        session_close_out_of_memory(s);
         break;
     case FC_BEHIND:
         svc->counters.closed_slow_consumer++;
@@ -318,11 +296,10 @@ static struct msgbuf *claim_update(struct session *s)
     return m;
 }
 
-/* Write one message and count it: a text message that lws frames, or a frame built whole
- * (pmd_compress), which goes out raw so that nothing in lws touches it.  Returns 0, or -1 when
- * the connection failed (lws_write reports a partial write as complete: it copies the rest and
- * finishes it itself, so m may be freed at once). */
-static int send_text(struct session *s, const struct msgbuf *m)
+/* A frame built whole (pmd_compress) goes out raw so that nothing in lws touches it.  lws_write
+ * reports a partial write as complete: it copies the rest and finishes it itself, so m may be
+ * freed (or reused) at once. */
+int session_send(struct session *s, const struct msgbuf *m)
 {
     unsigned char *text = (unsigned char *)jb_text(&m->jb);
     size_t n = m->frame_head + m->jb.len;
@@ -352,7 +329,8 @@ static int writeable(struct session *s)
         s->ping_due = 0;
         if (lws_write(s->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
             return -1;
-        if (s->out_head || fanout_update_pending(&s->svc->fan, &s->sub))
+        if (s->out_head || fanout_update_pending(&s->svc->fan, &s->sub) ||
+            (s->gql && gql_updates_pending(s)))
             lws_callback_on_writable(s->wsi);
         return 0;
     }
@@ -364,18 +342,21 @@ static int writeable(struct session *s)
         m->next = NULL;
         s->out_bytes -= m->jb.len;
     } else if (fanout_update_pending(&s->svc->fan, &s->sub)) {
-        m = claim_update(s);
+        m = session_claim_update(s, &s->sub);
         if (!m)
             return 0;
+    } else if (s->gql) {
+        return gql_write_update(s);
     } else {
         return 0;
     }
 
-    int rc = send_text(s, m);
+    int rc = session_send(s, m);
     msgbuf_unref(m);
     if (rc < 0)
         return -1;
-    if (s->out_head || fanout_update_pending(&s->svc->fan, &s->sub))
+    if (s->out_head || fanout_update_pending(&s->svc->fan, &s->sub) ||
+        (s->gql && gql_updates_pending(s)))
         lws_callback_on_writable(s->wsi);
     return 0;
 }
@@ -387,17 +368,18 @@ static int writeable(struct session *s)
  * pending in lws (lws_write keeps what the kernel did not take and finishes it through POLLOUT
  * itself).  Compressed clients qualify: their frames are built whole and lws runs no zlib.
  */
-static int can_push(struct session *s)
+int session_can_push(const struct session *s)
 {
-    return s->direct && s->sub.group && !s->sub.replaying && !s->closing && !s->out_head &&
-           !lws_partial_buffered(s->wsi);
+    return s->direct && !s->closing && !s->out_head && !lws_partial_buffered(s->wsi);
 }
 
 void session_deliver_update(struct session *s)
 {
-    if (can_push(s)) {
-        struct msgbuf *m = claim_update(s);
-        if (m && send_text(s, m) < 0)
+    if (s->gql) {
+        gql_deliver_updates(s);
+    } else if (s->sub.group && !s->sub.replaying && session_can_push(s)) {
+        struct msgbuf *m = session_claim_update(s, &s->sub);
+        if (m && session_send(s, m) < 0)
             session_close(s, SB_CLOSE_WRITE_FAILED);
         msgbuf_unref(m);
     } else if (s->sub.group) {
@@ -422,26 +404,37 @@ static int reject_if_full(struct session *s)
  * "all skills" group, becomes visible in `clients` and gets its greeting.  Nothing else
  * follows until the next tick: clients written for session-buddy's pure-Python server read
  * the reply to their first request as the frame after `connected`. */
-static void admit(struct session *s)
+int session_take_seat(struct session *s)
 {
     struct service *svc = s->svc;
     /* Only clients take seats: a connection still authenticating does not. */
     if (reject_if_full(s))
-        return;
+        return -1;
     pending_finished(svc, s->wsi);
+    pthread_mutex_lock(&svc->lock);
+    svc->n_sessions++;
+    s->admitted = 1;
+    pthread_mutex_unlock(&svc->lock);
+    return 0;
+}
+
+static void admit(struct session *s)
+{
+    struct service *svc = s->svc;
     struct fanout_group *all = fanout_join(&svc->fan, NULL, 0);
     struct msgbuf *hello = msgbuf_new(192);
     if (!all || !hello) {
         fanout_leave(&svc->fan, all);
         msgbuf_unref(hello);
-        close_out_of_memory(s);
+        session_close_out_of_memory(s);
         return;
     }
-    pthread_mutex_lock(&svc->lock);
-    s->sub.group = all;
-    svc->n_sessions++;
-    s->admitted = 1;
-    pthread_mutex_unlock(&svc->lock);
+    if (session_take_seat(s) < 0) {
+        fanout_leave(&svc->fan, all);
+        msgbuf_unref(hello);
+        return;
+    }
+    set_group(s, all);
     /* Every snapshot built so far counts as sent, also one still on its way to this thread:
      * the first update is the next tick's. */
     struct snapshot *latest = ticker_latest(svc->ticker);
@@ -460,35 +453,38 @@ static void admit(struct session *s)
     dispatch_write_connected(&hello->jb, s->authenticated, latest ? latest->epoch : epoch, seen,
                              now_unix_ms());
     snapshot_unref(latest);
-    queue_reply(s, hello);
+    session_queue_reply(s, hello);
 }
 
-static void auth_failed(struct session *s, const char *why)
+/* Count and log a failed authentication (the token itself is never logged). */
+static void log_auth_failure(struct session *s, const char *why)
 {
     struct service *svc = s->svc;
     svc->counters.auth_failures++;
-    /* The token itself is never logged. */
     sb_log_topic(svc->events, SB_TOPIC_AUTH, SB_WARNING,
                  "client %llu (%s): authentication failed: %s", (unsigned long long)s->id, s->peer,
                  why);
-    session_close(s, SB_CLOSE_BAD_TOKEN);
 }
 
-/* Verify a token from one of the three sources; admit the client or close it 4001. */
-static void check_token(struct session *s, const char *token, size_t len, const char *source)
+/* The connection's protocol closes a failed authentication with its own code. */
+static void auth_failed(struct session *s, const char *why)
+{
+    log_auth_failure(s, why);
+    session_close(s, s->gql ? SB_CLOSE_GQL_FORBIDDEN : SB_CLOSE_BAD_TOKEN);
+}
+
+int session_verify_token(struct session *s, const char *token, size_t len, const char *source)
 {
     struct service *svc = s->svc;
     struct jwt_claims claims;
     char why[96];
 
-    lws_sul_cancel(&s->auth_deadline);
-    s->auth_pending = 0;
     enum jwt_status st = jwt_verify(token, len, svc->cfg.jwt_secret, svc->cfg.jwt_secret_len,
                                     (double)now_unix_ms() / 1000.0, &claims);
     if (st != JWT_OK) {
         snprintf(why, sizeof(why), "%s (token from the %s)", jwt_status_text(st), source);
-        auth_failed(s, why);
-        return;
+        log_auth_failure(s, why);
+        return -1;
     }
     memcpy(s->user_id, claims.user_id, sizeof(s->user_id));
     jwt_claims_free(&claims);
@@ -496,12 +492,28 @@ static void check_token(struct session *s, const char *token, size_t len, const 
     sb_log_topic(svc->events, SB_TOPIC_AUTH, SB_INFO,
                  "client %llu (%s) authenticated as user '%s' (token from the %s)",
                  (unsigned long long)s->id, s->peer, s->user_id, source);
-    admit(s);
+    return 0;
+}
+
+/* Verify a token from one of the three sources; admit the client or close it 4001. */
+static void check_token(struct session *s, const char *token, size_t len, const char *source)
+{
+    lws_sul_cancel(&s->auth_deadline);
+    s->auth_pending = 0;
+    if (session_verify_token(s, token, len, source) < 0)
+        session_close(s, SB_CLOSE_BAD_TOKEN);
+    else
+        admit(s);
 }
 
 static void auth_deadline_reached(lws_sorted_usec_list_t *sul)
 {
     struct session *s = lws_container_of(sul, struct session, auth_deadline);
+    if (s->gql) {
+        if (!s->gql->init_seen && !s->closing)
+            session_close(s, SB_CLOSE_GQL_INIT_TIMEOUT);
+        return;
+    }
     if (s->auth_pending && !s->closing) {
         s->auth_pending = 0;
         auth_failed(s, "no token within 5 s");
@@ -513,7 +525,7 @@ static void authenticate(struct session *s, struct lws *wsi)
 {
     char *token = malloc(HANDSHAKE_MAX_TOKEN);
     if (!token) {
-        close_out_of_memory(s);
+        session_close_out_of_memory(s);
         return;
     }
     int n = handshake_token(wsi, token, HANDSHAKE_MAX_TOKEN);
@@ -529,6 +541,43 @@ static void authenticate(struct session *s, struct lws *wsi)
     }
     memset(token, 0, HANDSHAKE_MAX_TOKEN);
     free(token);
+}
+
+/* A graphql-transport-ws connection: authenticated by its handshake's token, if it has one
+ * (else connection_init's payload may carry it), and given 5 s to send connection_init. */
+static void start_graphql(struct session *s, struct lws *wsi)
+{
+    struct service *svc = s->svc;
+    s->gql = calloc(1, sizeof(*s->gql));
+    if (!s->gql) {
+        session_close_out_of_memory(s);
+        return;
+    }
+    if (svc->cfg.jwt_secret) {
+        char *token = malloc(HANDSHAKE_MAX_TOKEN);
+        if (!token) {
+            session_close_out_of_memory(s);
+            return;
+        }
+        int n = handshake_token(wsi, token, HANDSHAKE_MAX_TOKEN);
+        if (n < 0)
+            auth_failed(s, "Authorization header too long");
+        else if (n > 0 && session_verify_token(s, token, (size_t)n, "handshake") < 0)
+            session_close(s, SB_CLOSE_GQL_FORBIDDEN);
+        memset(token, 0, HANDSHAKE_MAX_TOKEN);
+        free(token);
+        if (s->closing)
+            return;
+    }
+    pending_restart(svc, wsi); /* the handshake is done; connection_init has its own 5 s */
+    lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_deadline, auth_deadline_reached,
+                     AUTH_DEADLINE_US);
+}
+
+static int is_graphql(struct lws *wsi)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    return p && p->name && !strcmp(p->name, GQL_PROTOCOL_NAME);
 }
 
 static void established(struct session *s, struct lws *wsi, struct service *svc)
@@ -558,7 +607,9 @@ static void established(struct session *s, struct lws *wsi, struct service *svc)
     s->direct = !lws_is_ssl(wsi);
     s->sub.deflate_bits = s->pmd.agreed ? s->pmd.terms.window_bits : 0;
 
-    if (svc->cfg.jwt_secret)
+    if (is_graphql(wsi))
+        start_graphql(s, wsi);
+    else if (svc->cfg.jwt_secret)
         authenticate(s, wsi);
     else
         admit(s);
@@ -572,6 +623,7 @@ static void closed(struct session *s)
 
     lws_sul_cancel(&s->auth_deadline);
     pmd_inflater_free(&s->pmd.inflating);
+    gql_closed(s);
     while (s->out_head) {
         struct msgbuf *m = s->out_head;
         s->out_head = m->next;
@@ -599,6 +651,14 @@ static void closed(struct session *s)
     }
     memset(s, 0, sizeof(*s));
     service_connection_closed(svc);
+}
+
+struct session *session_find(struct service *svc, uint64_t id)
+{
+    for (struct session *s = svc->sessions; s; s = s->next)
+        if (s->id == id)
+            return s;
+    return NULL;
 }
 
 void session_keepalive(struct session *s, int64_t now_ms)
@@ -660,6 +720,8 @@ int ws_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
     /* A connection closed before its headers were parsed has no per-session data. */
     case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
     case LWS_CALLBACK_HTTP_WRITEABLE:
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

@@ -11,6 +11,7 @@
 struct service;
 struct session;
 struct fanout_sub;
+struct gql_conn;
 
 /* The subprotocol name; clients that name none get this protocol too (it is the only one). */
 #define WS_PROTOCOL_NAME "session-buddy-metrics"
@@ -52,6 +53,9 @@ void session_prefetch(const struct session *s);
 
 /* The session's permessage-deflate state, for pmd_extension.c (from the handshake on). */
 struct pmd_conn *session_pmd(struct session *s);
+
+/* The session's GraphQL operations, or NULL for a plain-protocol session. */
+const struct gql_conn *session_gql(const struct session *s);
 
 /* The session's subscription, for the fan-out's bookkeeping. */
 const struct fanout_sub *session_fanout_sub(const struct session *s);

@@ -52,6 +52,7 @@ class CoreConfig:
     redis_db: int = 0
     redis_password: str | None = field(default=None, repr=False)
     redis_prefix: str = "session_buddy"
+    graphql_schema: str | None = None  # the SDL GET /graphql/schema serves
 
 
 def effective_secret(options: ServerOptions) -> bytes | None:
