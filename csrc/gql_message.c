@@ -57,7 +57,7 @@ static int take_token(struct jo_value *v, struct gql_msg *out)
         pick = v[K_AUTHORIZATION].kind == JO_STRING       ? &v[K_AUTHORIZATION]
                : v[K_AUTHORIZATION_CAP].kind == JO_STRING ? &v[K_AUTHORIZATION_CAP]
                                                           : NULL;
-        if (pick && pick->len > 7 && !strncasecmp(pick->s, "Bearer ", 7))
+        if (pick && pick->len >= 7 && !strncasecmp(pick->s, "Bearer ", 7))
             skip = 7;
     }
     if (!pick || pick->len == skip)

@@ -19,6 +19,7 @@ TESTS_C = Path(__file__).resolve().parent / "c"
 # Each test program and the csrc/ files it exercises.
 PROGRAMS: dict[str, list[str]] = {
     "test_client_msg": ["client_msg.c", "json_object.c", "history.c"],
+    "test_gql_message": ["gql_message.c", "json_object.c"],
     "test_rate_limit": ["rate_limit.c"],
     "test_jwt": ["jwt.c", "json_object.c", "json_writer.c", "text_sanitize.c"],
     "test_json_writer": ["json_writer.c", "text_sanitize.c"],
