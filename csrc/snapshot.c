@@ -212,7 +212,7 @@ int anomaly_type_parse(const char *name, enum anomaly_type *out)
     return -1;
 }
 
-static void write_time_or_null(jbuf *out, int64_t ms)
+void snapshot_write_time(jbuf *out, int64_t ms)
 {
     char iso[32];
     if (ms < 0) {
@@ -223,8 +223,7 @@ static void write_time_or_null(jbuf *out, int64_t ms)
     jb_cstr(out, iso);
 }
 
-/* Completion rate in 0..1, or null when nothing was ever invoked. */
-static void write_rate(jbuf *out, int64_t done, int64_t total)
+void snapshot_write_rate(jbuf *out, int64_t done, int64_t total)
 {
     if (total > 0)
         jb_double(out, (double)done / (double)total);
@@ -237,7 +236,7 @@ static void write_top_skill(jbuf *out, const struct skill_stats *st)
     jb_lit(out, "{\"skill_name\":");
     jb_str(out, st->name, st->name_len);
     jb_lit(out, ",\"last_invocation_at\":");
-    write_time_or_null(out, st->last_invocation_ms);
+    snapshot_write_time(out, st->last_invocation_ms);
     jb_lit(out, ",\"invocation_count\":");
     jb_int(out, st->invocation_count);
     jb_lit(out, ",\"completed_count\":");
@@ -247,7 +246,7 @@ static void write_top_skill(jbuf *out, const struct skill_stats *st)
     jb_lit(out, ",\"total_invocations\":");
     jb_int(out, st->total_invocations);
     jb_lit(out, ",\"completion_rate\":");
-    write_rate(out, st->completed_invocations, st->total_invocations);
+    snapshot_write_rate(out, st->completed_invocations, st->total_invocations);
     jb_lit(out, ",\"avg_duration_seconds\":");
     jb_double(out, st->avg_duration_seconds);
     jb_lit(out, ",\"invocation_count_1h\":");
@@ -270,7 +269,7 @@ void snapshot_write_anomaly(jbuf *out, const struct anomaly *a)
     jb_lit(out, ",\"deviation_score\":");
     jb_double(out, a->deviation_score);
     jb_lit(out, ",\"detected_at\":");
-    write_time_or_null(out, a->detected_ms);
+    snapshot_write_time(out, a->detected_ms);
     jb_lit(out, "}");
 }
 
@@ -325,11 +324,11 @@ void snapshot_write_skill_metrics(const struct skill_stats *st, jbuf *out)
     jb_lit(out, ",\"completed_invocations\":");
     jb_int(out, st->completed_invocations);
     jb_lit(out, ",\"completion_rate\":");
-    write_rate(out, st->completed_invocations, st->total_invocations);
+    snapshot_write_rate(out, st->completed_invocations, st->total_invocations);
     jb_lit(out, ",\"avg_duration_seconds\":");
     jb_double(out, st->avg_duration_seconds);
     jb_lit(out, ",\"last_invocation_at\":");
-    write_time_or_null(out, st->last_invocation_ms);
+    snapshot_write_time(out, st->last_invocation_ms);
     jb_lit(out, ",\"invocation_count_1h\":");
     jb_int(out, st->invocation_count_1h);
     jb_lit(out, ",\"invocation_count_24h\":");

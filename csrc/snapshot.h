@@ -114,6 +114,14 @@ void snapshot_write_anomaly(jbuf *out, const struct anomaly *a);
 /* Append the `data` object of a `metrics_response` for one skill entry. */
 void snapshot_write_skill_metrics(const struct skill_stats *st, jbuf *out);
 
+/* Append the ISO form of unix_ms ("2026-02-10T12:00:00.123Z"), or null when ms < 0 (unknown):
+ * how every time of an update or reply is spelt. */
+void snapshot_write_time(jbuf *out, int64_t ms);
+
+/* Append the completion rate done / total (0..1), or null when total <= 0 (nothing was ever
+ * invoked): the `completion_rate` of updates and replies. */
+void snapshot_write_rate(jbuf *out, int64_t done, int64_t total);
+
 /* The name of an anomaly type, as the DB's anomaly_type column and the wire spell it. */
 const char *anomaly_type_name(enum anomaly_type t);
 
