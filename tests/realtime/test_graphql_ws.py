@@ -170,7 +170,7 @@ async def test_missing_or_bad_token_closes_4403(auth_server, payload) -> None:
         init["payload"] = payload
     await ws.send(json.dumps(init))
     assert await expect_close(ws) == 4403
-    assert auth_server.clients == []
+    assert not auth_server.clients
 
 
 async def test_bad_handshake_token_closes_4403(auth_server) -> None:
