@@ -589,6 +589,7 @@ void service_destroy(struct service *svc)
     svc->commands_tail = NULL;
     msgbuf_unref(svc->gql_frame);
     svc->gql_frame = NULL;
+    id_map_free(&svc->sessions_by_id);
     service_config_free(&svc->cfg);
     static_files_free(&svc->files);
     pthread_cond_destroy(&svc->state_changed);

@@ -9,6 +9,7 @@
 
 #include "event_queue.h"
 #include "fanout.h"
+#include "id_map.h"
 #include "pending.h"
 #include "redis_edge.h"
 #include "redis_publisher.h"
@@ -111,6 +112,7 @@ struct service {
     struct lws_vhost *vhost;
     struct fanout fan;          /* fanout.c: groups, their frames, the current snapshot */
     uint64_t next_client_id;    /* ws_protocol.c: the last client id handed out */
+    struct id_map sessions_by_id; /* ws_protocol.c: every registered session, by id */
     int stopping;               /* this file: shutdown has begun */
     int leave_loop;
     lws_sorted_usec_list_t stop_deadline;

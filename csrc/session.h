@@ -80,7 +80,7 @@ int session_can_push(const struct session *s);
  * fell behind the recovery window. */
 struct msgbuf *session_claim_update(struct session *s, struct fanout_sub *sub);
 
-/* The session with this id, or NULL when it is gone (a walk of the registry). */
+/* The session with this id, or NULL when it is gone. */
 struct session *session_find(struct service *svc, uint64_t id);
 
 #endif

@@ -602,6 +602,11 @@ static void established(struct session *s, struct lws *wsi, struct service *svc)
     pthread_mutex_unlock(&svc->lock);
     svc->counters.connections_total++;
     s->id = ++svc->next_client_id;
+    if (id_map_put(&svc->sessions_by_id, s->id, s) < 0) {
+        s->id = 0; /* never indexed, so closed() unindexes nothing */
+        session_close_out_of_memory(s);
+        return;
+    }
     rate_limit_init(&s->rate, mono_us() / 1000);
     s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS;
     s->direct = !lws_is_ssl(wsi);
@@ -639,6 +644,7 @@ static void closed(struct session *s)
         if (s->next)
             s->next->prev = s->prev;
         svc->n_connections--;
+        id_map_del(&svc->sessions_by_id, s->id);
         struct fanout_group *g = s->sub.group;
         s->sub.group = NULL;
         if (s->admitted)
@@ -655,10 +661,7 @@ static void closed(struct session *s)
 
 struct session *session_find(struct service *svc, uint64_t id)
 {
-    for (struct session *s = svc->sessions; s; s = s->next)
-        if (s->id == id)
-            return s;
-    return NULL;
+    return id_map_get(&svc->sessions_by_id, id);
 }
 
 void session_keepalive(struct session *s, int64_t now_ms)

@@ -20,6 +20,7 @@ TESTS_C = Path(__file__).resolve().parent / "c"
 PROGRAMS: dict[str, list[str]] = {
     "test_client_msg": ["client_msg.c", "json_object.c", "history.c"],
     "test_gql_message": ["gql_message.c", "json_object.c"],
+    "test_id_map": ["id_map.c"],
     "test_rate_limit": ["rate_limit.c"],
     "test_jwt": ["jwt.c", "json_object.c", "json_writer.c", "text_sanitize.c"],
     "test_json_writer": ["json_writer.c", "text_sanitize.c"],
