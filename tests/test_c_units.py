@@ -37,6 +37,8 @@ PROGRAMS: dict[str, list[str]] = {
     "test_pmdeflate": ["pmdeflate.c", "msgbuf.c", "rx_buffer.c", "json_writer.c", "text_sanitize.c"],
     "test_anomaly_watch": ["anomaly_watch.c", "snapshot.c", "prom_metrics.c", "json_writer.c",
                            "timeutil.c", "text_sanitize.c", "event_queue.c", "webhook_stats.c"],
+    "test_gql_selection": ["gql_selection.c", "snapshot.c", "prom_metrics.c", "json_writer.c", "json_object.c",
+                           "timeutil.c", "text_sanitize.c"],
 }
 
 # The extension's own warning set (setup.py), made fatal; _GNU_SOURCE as setup.py defines it.
