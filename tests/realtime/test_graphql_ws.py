@@ -14,7 +14,8 @@ import jwt as pyjwt
 import pytest
 from websockets.asyncio.client import connect
 
-from wsutil import CONNECT_KWARGS, DEFAULT_TIMEOUT, client_url, expect_close, recv_json, recv_type, wait_until
+from wsutil import (CONNECT_KWARGS, DEFAULT_TIMEOUT, client_url, expect_close, recv_json, recv_type, request,
+                    wait_until)
 
 SUBPROTOCOL = "graphql-transport-ws"
 SECRET = "test-secret-for-graphql-tests-0123456789abcdef-0123456789abcdef-012345"
@@ -74,17 +75,21 @@ def camel(name: str) -> str:
 
 
 def as_graphql(update: dict[str, Any]) -> dict[str, Any]:
-    """A plain metrics_update in the shape ALL_FIELDS asks for."""
+    """A plain metrics_update in the shape ALL_FIELDS asks for (the camelCase names of the same
+    values; invocationCount24h repeats the 24 h count)."""
     def skill(entry: dict[str, Any]) -> dict[str, Any]:
-        out = {camel(k): v for k, v in entry.items()}
-        out["invocationCount24h"] = entry["invocation_count"]
-        out["completedInvocations"] = None  # filled from get_metrics by the caller
-        return out
+        return {**{camel(k): v for k, v in entry.items()}, "invocationCount24h": entry["invocation_count"]}
 
     data = update["data"]
     return {"seq": update["seq"], "epoch": update["epoch"], "timestamp": update["timestamp"],
             "stale": data["stale"], "topSkills": [skill(e) for e in data["top_skills"]],
             "anomalies": [{camel(k): v for k, v in a.items()} for a in data["anomalies"]]}
+
+
+def without_completed_invocations(update: dict[str, Any]) -> dict[str, Any]:
+    """metrics_update has no all-time completed count (get_metrics has): compared apart."""
+    return {**update, "topSkills": [{k: v for k, v in e.items() if k != "completedInvocations"}
+                                    for e in update["topSkills"]]}
 
 
 # ---- the handshake and connection_init ----
@@ -181,3 +186,121 @@ async def test_bad_handshake_token_closes_4403(auth_server) -> None:
 async def wait_users(server: Any, users: list[str]) -> None:
     await wait_until(lambda: sorted(c.user_id for c in server.clients) == users,
                      message=f"clients {users}")
+
+
+# ---- subscriptions ----
+
+async def plain_updates_by_seq(ws: Any, seqs: set[int]) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    while not seqs <= set(found):
+        msg = await recv_type(ws, "metrics_update")
+        found[msg["seq"]] = msg
+    return found
+
+
+@pytest.mark.parametrize("skill", [None, "pytest-run", "no-such-skill"])
+async def test_next_equals_the_plain_update_of_the_same_tick(server, client_factory, skill) -> None:
+    plain = await client_factory(server)
+    if skill is not None:
+        await plain.send(json.dumps({"type": "subscribe", "skill_name": skill}))
+    gql_ws = await acked(server)
+    await subscribe(gql_ws, "live", variables={"skill": skill})
+    nexts = [await recv_for(gql_ws, "live") for _ in range(3)]
+    updates = [n["payload"]["data"]["metricsUpdate"] for n in nexts]
+    assert [u["seq"] for u in updates] == list(range(updates[0]["seq"], updates[0]["seq"] + 3))
+    plain_by_seq = await plain_updates_by_seq(plain, {u["seq"] for u in updates[1:]})
+    for update in updates[1:]:  # the first may predate the plain client's subscription
+        assert without_completed_invocations(update) == as_graphql(plain_by_seq[update["seq"]])
+        assert "errors" not in nexts[0]["payload"]
+    if skill == "no-such-skill":
+        assert updates[-1]["topSkills"] == [] and updates[-1]["anomalies"] == []
+    for entry in updates[-1]["topSkills"]:  # the all-time completed count, from get_metrics
+        reply = await request(plain, {"type": "get_metrics", "skill_name": entry["skillName"]})
+        assert entry["completedInvocations"] == reply["data"]["completed_invocations"]
+    await gql_ws.close()
+
+
+async def test_complete_stops_one_operation_and_frees_its_id(server) -> None:
+    ws = await acked(server)
+    await subscribe(ws, "a", "subscription { metricsUpdate { seq } }")
+    await subscribe(ws, "b", "subscription { metricsUpdate { seq stale } }")
+    await recv_for(ws, "a")
+    await recv_for(ws, "b")
+    await ws.send(json.dumps({"id": "a", "type": "complete"}))
+    # Until the server has seen the complete, a's updates may still be on their way; after two
+    # more of b's, none of a's may follow.
+    await recv_for(ws, "b")
+    await recv_for(ws, "b")
+    for _ in range(2):
+        msg = await recv_for(ws, "b")
+        assert "stale" in msg["payload"]["data"]["metricsUpdate"]
+    await subscribe(ws, "a", "subscription { metricsUpdate { epoch } }")  # the id is free again
+    first = await recv_for(ws, "a")
+    assert set(first["payload"]["data"]["metricsUpdate"]) == {"epoch"}
+    await ws.close()
+
+
+async def test_a_live_id_used_again_closes_4409(server) -> None:
+    ws = await acked(server)
+    await subscribe(ws, "dup", "subscription { metricsUpdate { seq } }")
+    await recv_for(ws, "dup")
+    await subscribe(ws, "dup", "subscription { metricsUpdate { seq } }")
+    assert await expect_close(ws) == 4409
+
+
+async def test_the_17th_operation_gets_an_error_and_the_rest_keep_going(server) -> None:
+    ws = await acked(server)
+    for i in range(16):
+        await subscribe(ws, f"op{i}", "subscription { metricsUpdate { seq } }")
+    await subscribe(ws, "op16", "subscription { metricsUpdate { seq } }")
+    error = await recv_for(ws, "op16", "error")
+    assert "16" in error["payload"][0]["message"]
+    seen = set()
+    while len(seen) < 16:
+        msg = await recv_json(ws)
+        assert msg["type"] == "next" and msg["id"] != "op16", msg
+        seen.add(msg["id"])
+    await ws.close()
+
+
+async def test_an_invalid_document_is_an_error_and_the_connection_stays(server) -> None:
+    ws = await acked(server)
+    await subscribe(ws, "bad", "subscription { metricsUpdate { noSuchField } }")
+    error = await recv_for(ws, "bad", "error")
+    assert "noSuchField" in error["payload"][0]["message"] and error["payload"][0]["locations"]
+    await subscribe(ws, "good", "subscription { metricsUpdate { seq } }")
+    assert (await recv_for(ws, "good"))["payload"]["data"]["metricsUpdate"]["seq"] >= 1
+    await ws.close()
+
+
+async def test_a_query_over_the_socket_gets_next_then_complete(server) -> None:
+    ws = await acked(server)
+    await subscribe(ws, "q", '{ skill(name: "pytest-run") { skillName totalInvocations } }')
+    reply = await recv_for(ws, "q")
+    assert reply["payload"]["data"]["skill"]["skillName"] == "pytest-run"
+    assert (await recv_json(ws)) == {"id": "q", "type": "complete"}
+    await ws.close()
+
+
+async def test_since_recovers_every_missed_update_in_order(server) -> None:
+    ws = await acked(server)
+    await subscribe(ws, "live", "subscription { metricsUpdate { seq epoch } }")
+    last = (await recv_for(ws, "live"))["payload"]["data"]["metricsUpdate"]
+    await ws.close()
+    await wait_until(lambda: server.updates_since(last["seq"]) and len(server.updates_since(last["seq"])) >= 3,
+                     message="three updates missed")
+    ws = await acked(server)
+    query = "subscription($since: RecoveryPosition) { metricsUpdate(since: $since) { seq epoch } }"
+    await subscribe(ws, "live", query, {"since": {"epoch": last["epoch"], "seq": last["seq"]}})
+    seqs = [(await recv_for(ws, "live"))["payload"]["data"]["metricsUpdate"]["seq"] for _ in range(5)]
+    assert seqs == list(range(last["seq"] + 1, last["seq"] + 6))
+    await ws.close()
+
+
+async def test_since_of_another_epoch_starts_from_the_current_update(server) -> None:
+    ws = await acked(server)
+    query = "subscription($since: RecoveryPosition) { metricsUpdate(since: $since) { seq epoch } }"
+    await subscribe(ws, "live", query, {"since": {"epoch": "0000000000000000", "seq": 1}})
+    first = (await recv_for(ws, "live"))["payload"]["data"]["metricsUpdate"]
+    assert first["epoch"] == server.epoch and first["seq"] >= 1
+    await ws.close()
