@@ -487,3 +487,20 @@ def test_the_browser_client_example_shows_the_skills(driver, live, tmp_path: Pat
     counts = driver.execute_script(
         "return Array.from(document.querySelectorAll('#skills tr[data-skill]')).map(r => r.children[1].textContent)")
     assert counts == [str(db.expected_entry(s)["invocation_count"]) for s in EXPECTED_ORDER]
+
+
+def test_the_graphql_example_subscribes_and_renders(driver, live, tmp_path: Path) -> None:
+    """examples/graphql_client.html speaks graphql-transport-ws from Chromium itself."""
+    db = seed_db(tmp_path / "skills.db")
+    server = serve(live, db.path, allowed_origins=["null"])
+    page = (ROOT / "examples" / "graphql_client.html").as_uri() + "?url=" + server.ws_url
+    driver.get(page)
+    rows = "return Array.from(document.querySelectorAll('#skills tr[data-skill]')).map(r => r.dataset.skill).join('\\n')"
+    wait_js(driver, rows + " === arguments[0]", "\n".join(EXPECTED_ORDER), message="the GraphQL example's table")
+    first = int(driver.execute_script("return document.getElementById('seq').textContent"))
+    wait_js(driver, "return Number(document.getElementById('seq').textContent) > arguments[0]", first,
+            message="a later update rendered")
+    counts = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#skills tr[data-skill]')).map(r => r.children[1].textContent)")
+    assert counts == [str(db.expected_entry(s)["invocation_count"]) for s in EXPECTED_ORDER]
+    assert driver.execute_script("return document.getElementById('status').textContent") == "live"
