@@ -16,7 +16,7 @@ INSTALLED   := $(VENV)/.installed
 EXTENSION   := $(VENV)/.extension-built
 ARGS        ?=
 
-.PHONY: setup system-packages fuzz-packages run test asan bench bench-scale bench-fanout fuzz fuzz-message fuzz-jwt fuzz-events fuzz-deflate fuzz-graphql clean
+.PHONY: setup system-packages fuzz-packages run test asan bench bench-scale bench-fanout fuzz fuzz-message fuzz-jwt fuzz-events fuzz-deflate fuzz-gql-message fuzz-gql-selection clean
 
 setup: system-packages $(EXTENSION)
 
@@ -83,8 +83,8 @@ asan: setup
 	$(PY) tests/sanitizers/asan_report.py $(ASAN_LOGS) && exit $$status
 
 ## libFuzzer targets (clang, ASan + UBSan): `make fuzz-message`, `make fuzz-jwt`, `make fuzz-events`
-## (the text that crosses from C into Python), `make fuzz-deflate`, `make fuzz-graphql` (GraphQL
-## client messages and compiled selections), or `make fuzz` for all of them.  Each runs
+## (the text that crosses from C into Python), `make fuzz-deflate`, `make fuzz-gql-message` (GraphQL
+## clients' messages), `make fuzz-gql-selection` (the compiled GraphQL selections Python hands C), or `make fuzz` for all of them.  Each runs
 ## FUZZ_SECONDS (default 60) from the seed corpus in tests/fuzz/corpus/; new inputs go to
 ## build/fuzz/, crashes to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 60
@@ -97,10 +97,11 @@ FUZZ_message := tests/fuzz/fuzz_message.c csrc/rx_buffer.c csrc/dispatch.c csrc/
 FUZZ_jwt     := tests/fuzz/fuzz_jwt.c csrc/jwt.c csrc/json_object.c csrc/json_writer.c csrc/text_sanitize.c
 FUZZ_deflate := tests/fuzz/fuzz_deflate.c csrc/pmdeflate.c csrc/msgbuf.c csrc/rx_buffer.c csrc/json_writer.c \
                 csrc/text_sanitize.c
-FUZZ_graphql := tests/fuzz/fuzz_graphql.c csrc/gql_message.c csrc/gql_selection.c csrc/json_object.c \
-                csrc/json_writer.c csrc/snapshot.c csrc/prom_metrics.c csrc/timeutil.c csrc/text_sanitize.c
 FUZZ_events  := tests/fuzz/fuzz_events.c csrc/log.c csrc/event_queue.c csrc/text_sanitize.c csrc/jwt.c \
                 csrc/json_object.c csrc/json_writer.c
+FUZZ_gql_message := tests/fuzz/fuzz_gql_message.c csrc/gql_message.c csrc/json_object.c
+FUZZ_gql_selection := tests/fuzz/fuzz_gql_selection.c csrc/gql_selection.c csrc/snapshot.c csrc/prom_metrics.c \
+                csrc/json_object.c csrc/json_writer.c csrc/timeutil.c csrc/text_sanitize.c
 
 fuzz-packages:
 	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="clang libclang-rt-14-dev"
@@ -125,10 +126,13 @@ fuzz-events: $(FUZZ_DIR)/fuzz_events
 fuzz-deflate: $(FUZZ_DIR)/fuzz_deflate
 	$(call run_fuzzer,deflate)
 
-fuzz-graphql: $(FUZZ_DIR)/fuzz_graphql
-	$(call run_fuzzer,graphql)
+fuzz-gql-message: $(FUZZ_DIR)/fuzz_gql_message
+	$(call run_fuzzer,gql_message)
 
-fuzz: fuzz-message fuzz-jwt fuzz-events fuzz-deflate fuzz-graphql
+fuzz-gql-selection: $(FUZZ_DIR)/fuzz_gql_selection
+	$(call run_fuzzer,gql_selection)
+
+fuzz: fuzz-message fuzz-jwt fuzz-events fuzz-deflate fuzz-gql-message fuzz-gql-selection
 
 clean:
 	rm -rf build session_buddy/realtime/_core*.so *.egg-info $(INSTALLED) $(EXTENSION)

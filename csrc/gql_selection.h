@@ -10,7 +10,8 @@
 /* Bounds on a selection text (GRAPHQL_CONTRACT.md part 2).  Python's compiler enforces its own
  * first; these keep a buggy or hostile caller from costing the service thread more. */
 #define GQL_SELECTION_MAX_TEXT 8192  /* bytes */
-#define GQL_SELECTION_MAX_DEPTH 8    /* nested selection sets, the root's included */
+#define GQL_SELECTION_MAX_DEPTH 8    /* nested selection sets, the root's included (the schema
+                                      * itself nests 3 deep: deeper text gives a leaf a selection) */
 #define GQL_SELECTION_MAX_ITEMS 256  /* items in all, the root's included */
 
 /* A parsed selection.  Immutable once parsed, so one may be shared between threads and by every
