@@ -84,7 +84,8 @@ asan: setup
 
 ## libFuzzer targets (clang, ASan + UBSan): `make fuzz-message`, `make fuzz-jwt`, `make fuzz-events`
 ## (the text that crosses from C into Python), `make fuzz-deflate`, `make fuzz-gql-message` (GraphQL
-## clients' messages), `make fuzz-gql-selection` (the compiled GraphQL selections Python hands C), or `make fuzz` for all of them.  Each runs
+## clients' messages), `make fuzz-gql-selection` (the compiled GraphQL selections Python hands C),
+## or `make fuzz` for all of them.  Each runs
 ## FUZZ_SECONDS (default 60) from the seed corpus in tests/fuzz/corpus/; new inputs go to
 ## build/fuzz/, crashes to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 60
