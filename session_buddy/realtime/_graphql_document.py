@@ -47,6 +47,7 @@ __all__ = [
     "MAX_SELECTION_BYTES",
     "DocumentError",
     "DocumentLimits",
+    "NotAQuery",
     "PreparedQuery",
     "PreparedSubscription",
     "graphql_schema",
@@ -95,6 +96,10 @@ class DocumentError(Exception):
     def formatted(self) -> list[dict[str, Any]]:
         """The errors as a GraphQL response's `errors` list."""
         return [dict(e.formatted) for e in self.errors]
+
+
+class NotAQuery(DocumentError):
+    """A subscription where only queries can run (over HTTP)."""
 
 
 @dataclass(frozen=True)
@@ -252,8 +257,8 @@ def prepare(
     subscriptions: bool = True,
     limits: DocumentLimits = DEFAULT_LIMITS,
 ) -> PreparedQuery | PreparedSubscription:
-    """Parse, bound, validate and coerce one request.  subscriptions=False (HTTP): a
-    subscription is an error.  DocumentError when it cannot run."""
+    """Parse, bound, validate and coerce one request.  DocumentError when it cannot run;
+    NotAQuery for a subscription when subscriptions is False (HTTP)."""
     schema = graphql_schema()
     document = _parse(query, limits)
     errors = validate(schema, document)
@@ -266,7 +271,7 @@ def prepare(
         raise DocumentError(coerced)
     if operation.operation is OperationType.SUBSCRIPTION:
         if not subscriptions:
-            raise DocumentError([GraphQLError(
+            raise NotAQuery([GraphQLError(
                 "Subscriptions are served over WebSocket (subprotocol graphql-transport-ws), not over HTTP.",
                 operation,
             )])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Protocol
 
-from graphql import GraphQLError, GraphQLResolveInfo, execute_sync
+from graphql import GraphQLError, execute_sync
 
 from session_buddy.realtime._core import InProcessSession
 from session_buddy.realtime._graphql_document import PreparedQuery, graphql_schema
@@ -133,21 +133,21 @@ class _QueryRoot:
     def __init__(self, execution: _Execution) -> None:
         self._x = execution
 
-    def topSkills(self, info: GraphQLResolveInfo, limit: int | None = 10) -> list[dict[str, Any]]:  # noqa: N802
+    def topSkills(self, info: Any, limit: int | None = 10) -> list[dict[str, Any]]:  # noqa: N802
         if limit is not None and limit < 0:
             raise GraphQLError("limit must be >= 0")
         entries = self._x.update(None)["top_skills"]
         return [self._x.skill_entry(e) for e in (entries if limit is None else entries[:limit])]
 
-    def skill(self, info: GraphQLResolveInfo, name: str) -> dict[str, Any] | None:
+    def skill(self, info: Any, name: str) -> dict[str, Any] | None:
         entries = self._x.update(name)["top_skills"]
         return self._x.skill_entry(entries[0]) if entries else None
 
-    def anomalies(self, info: GraphQLResolveInfo, skill: str | None = None) -> list[dict[str, Any]]:
+    def anomalies(self, info: Any, skill: str | None = None) -> list[dict[str, Any]]:
         return [_camel_keys(a) for a in self._x.update(skill)["anomalies"]]
 
     def history(
-        self, info: GraphQLResolveInfo, skill: str | None = None, window: int | None = 3600, step: int | None = 60
+        self, info: Any, skill: str | None = None, window: int | None = 3600, step: int | None = 60
     ) -> list[dict[str, Any]]:
         if window is None or step is None:
             raise GraphQLError("window and step cannot be null")

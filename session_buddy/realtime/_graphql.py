@@ -1,0 +1,196 @@
+"""GraphQL requests the C core forwards (SPEC section 13): a graphql-transport-ws `subscribe`
+(EV_GQL_OPERATION) and a request to /graphql (EV_GQL_HTTP).  Each is answered exactly once, on
+the asyncio thread: a subscription becomes a compiled selection that C serves from then on, a
+query is executed here, and anything that goes wrong ends in an error reply, logged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from session_buddy.realtime._events import LogTopic, topic_logger
+from session_buddy.realtime._graphql_document import (
+    DocumentError,
+    NotAQuery,
+    PreparedQuery,
+    PreparedSubscription,
+    prepare,
+    schema_sdl,
+)
+from session_buddy.realtime._graphql_query import ServerMetricsSource, execute_query
+from session_buddy.realtime._options import AnyLogger
+
+if TYPE_CHECKING:
+    from session_buddy.realtime.server import RealTimeMetricsServer
+
+__all__ = ["GraphQLHandler", "schema_sdl"]
+
+_INTERNAL_ERROR = "Internal server error."
+
+
+class _BadRequest(Exception):
+    """The request is not a GraphQL request at all (an HTTP error status, or a subscribe error)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _dumps(value: Any) -> str:
+    # ASCII: a lone surrogate from the client's JSON stays an escape, never an unencodable str.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise _BadRequest(f"{what} is not valid JSON.") from None
+
+
+def _params(payload: Any) -> tuple[str, dict[str, Any] | None, str | None]:
+    """query, variables and operationName of a GraphQL request's parameters."""
+    if not isinstance(payload, dict):
+        raise _BadRequest("The request parameters must be a JSON object.")
+    query = payload.get("query")
+    if not isinstance(query, str) or not query:
+        raise _BadRequest("The request has no query (a non-empty string).")
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise _BadRequest("variables must be a JSON object or null.")
+    name = payload.get("operationName")
+    if name is not None and not isinstance(name, str):
+        raise _BadRequest("operationName must be a string or null.")
+    return query, variables, name
+
+
+def _error_list(message: str) -> list[dict[str, Any]]:
+    return [{"message": message}]
+
+
+class GraphQLHandler:
+    """The GraphQL side of one server: takes the two event kinds, answers through
+    gql_subscribe / gql_send / http_reply."""
+
+    def __init__(self, server: RealTimeMetricsServer) -> None:
+        self._server = server
+        self._source: ServerMetricsSource | None = None
+
+    def _log(self) -> AnyLogger:
+        return topic_logger(self._server.logger, LogTopic.SERVER)
+
+    def _metrics_source(self) -> ServerMetricsSource:
+        if self._source is None:
+            self._source = ServerMetricsSource(self._server, self._server.max_message_size)
+        return self._source
+
+    # ---- graphql-transport-ws ----
+
+    def on_operation(self, conn: int, text: str) -> None:
+        """EV_GQL_OPERATION: `{"id", "user", "message"}`, the client's whole subscribe message."""
+        try:
+            event = json.loads(text)
+            op_id = event["id"]
+            if not isinstance(op_id, str):
+                raise TypeError("the operation id is not a string")
+        except Exception:
+            # C checked the id before forwarding: without one there is nobody to answer.
+            self._log().exception("GraphQL operation event on connection %d is malformed: %.200r", conn, text)
+            return
+        try:
+            self._operation(conn, op_id, event.get("message"))
+        except Exception:
+            self._log().exception("GraphQL operation %r on connection %d failed", op_id, conn)
+            self._send_error(conn, op_id, _error_list(_INTERNAL_ERROR))
+
+    def _operation(self, conn: int, op_id: str, message: Any) -> None:
+        try:
+            payload = message.get("payload") if isinstance(message, dict) else None
+            query, variables, name = _params(payload)
+            prepared = prepare(query, variables, name)
+        except _BadRequest as exc:
+            self._send_error(conn, op_id, _error_list(str(exc)))
+            return
+        except DocumentError as exc:
+            self._send_error(conn, op_id, exc.formatted)
+            return
+        if isinstance(prepared, PreparedSubscription):
+            self._subscribe(conn, op_id, prepared)
+            return
+        response = execute_query(prepared, self._metrics_source())
+        self._server.gql_send(conn, op_id, _dumps({"id": op_id, "type": "next", "payload": response}), False)
+        self._server.gql_send(conn, op_id, _dumps({"id": op_id, "type": "complete"}), True)
+
+    def _subscribe(self, conn: int, op_id: str, sub: PreparedSubscription) -> None:
+        try:
+            self._server.gql_subscribe(conn, op_id, sub.skill, sub.selection, sub.since_epoch, sub.since_seq)
+        except ValueError:
+            # C could not read what the compiler wrote: a bug here, not the client's fault.
+            self._log().exception("C refused the compiled selection %r of operation %r", sub.selection, op_id)
+            self._send_error(conn, op_id, _error_list(_INTERNAL_ERROR))
+
+    def _send_error(self, conn: int, op_id: str, errors: list[dict[str, Any]]) -> None:
+        try:
+            self._server.gql_send(conn, op_id, _dumps({"id": op_id, "type": "error", "payload": errors}), True)
+        except Exception:  # not running any more: the connection is going away with the server
+            self._log().exception("GraphQL error reply for operation %r on connection %d failed", op_id, conn)
+
+    # ---- GraphQL over HTTP ----
+
+    def on_http(self, request: int, text: str) -> None:
+        """EV_GQL_HTTP: `{"method", "query_string", "body", "content_type", "user"}`."""
+        try:
+            status, response = self._http(text)
+        except Exception:
+            self._log().exception("GraphQL HTTP request %d failed", request)
+            status, response = 500, {"errors": _error_list(_INTERNAL_ERROR)}
+        try:
+            self._server.http_reply(request, status, "application/json", _dumps(response).encode("ascii"))
+        except Exception:
+            self._log().exception("GraphQL HTTP reply to request %d failed", request)
+
+    def _http(self, text: str) -> tuple[int, dict[str, Any]]:
+        event = json.loads(text)
+        try:
+            if event.get("method") == "GET":
+                query, variables, name = self._get_params(str(event.get("query_string") or ""))
+            else:
+                query, variables, name = self._post_params(
+                    str(event.get("content_type") or ""), str(event.get("body") or "")
+                )
+            # Over GET only queries: a GET must not start anything (GraphQL over HTTP).
+            prepared = prepare(query, variables, name, subscriptions=False)
+        except _BadRequest as exc:
+            return exc.status, {"errors": _error_list(str(exc))}
+        except NotAQuery as exc:
+            return 400, {"errors": exc.formatted}
+        except DocumentError as exc:
+            # An application/json response carries request errors with 200 (GraphQL over HTTP).
+            return 200, {"errors": exc.formatted}
+        assert isinstance(prepared, PreparedQuery)
+        return 200, execute_query(prepared, self._metrics_source())
+
+    @staticmethod
+    def _get_params(query_string: str) -> tuple[str, dict[str, Any] | None, str | None]:
+        try:
+            fields = parse_qs(query_string, keep_blank_values=True, max_num_fields=16)
+        except ValueError:
+            raise _BadRequest("The query string has too many parameters.") from None
+        params: dict[str, Any] = {key: values[0] for key, values in fields.items()}
+        if isinstance(params.get("variables"), str):
+            params["variables"] = _loads(params["variables"], "variables") if params["variables"] else None
+        if params.get("operationName") == "":
+            params["operationName"] = None
+        return _params(params)
+
+    @staticmethod
+    def _post_params(content_type: str, body: str) -> tuple[str, dict[str, Any] | None, str | None]:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type == "application/graphql":
+            return _params({"query": body})
+        if media_type not in ("application/json", ""):
+            raise _BadRequest(f"Unsupported content type {media_type!r}: send application/json.", 415)
+        return _params(_loads(body, "The request body"))
+
