@@ -7,7 +7,7 @@ query is executed here, and anything that goes wrong ends in an error reply, log
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qs
 
 from session_buddy.realtime._events import LogTopic, topic_logger
@@ -25,7 +25,7 @@ from session_buddy.realtime._options import AnyLogger
 if TYPE_CHECKING:
     from session_buddy.realtime.server import RealTimeMetricsServer
 
-__all__ = ["GraphQLHandler", "schema_sdl"]
+__all__ = ["GraphQLCommands", "GraphQLHandler", "schema_sdl"]
 
 _INTERNAL_ERROR = "Internal server error."
 
@@ -70,12 +70,25 @@ def _error_list(message: str) -> list[dict[str, Any]]:
     return [{"message": message}]
 
 
+class GraphQLCommands(Protocol):
+    """ServerBase's GraphQL commands (GRAPHQL_CONTRACT part 3)."""
+
+    def gql_subscribe(
+        self, conn: int, op_id: str, skill: str | None, selection: str, since_epoch: str | None, since_seq: int, /
+    ) -> None: ...
+    def gql_send(self, conn: int, op_id: str, text: str, done: bool, /) -> None: ...
+    def http_reply(self, request: int, status: int, content_type: str, body: bytes, /) -> None: ...
+
+
 class GraphQLHandler:
     """The GraphQL side of one server: takes the two event kinds, answers through
     gql_subscribe / gql_send / http_reply."""
 
     def __init__(self, server: RealTimeMetricsServer) -> None:
         self._server = server
+        # The cast goes once the C side of issue 18 is merged with its stub: then the server's
+        # own methods type-check and GraphQLCommands is ServerBase's surface.
+        self._core = cast(GraphQLCommands, server)
         self._source: ServerMetricsSource | None = None
 
     def _log(self) -> AnyLogger:
@@ -120,12 +133,12 @@ class GraphQLHandler:
             self._subscribe(conn, op_id, prepared)
             return
         response = execute_query(prepared, self._metrics_source())
-        self._server.gql_send(conn, op_id, _dumps({"id": op_id, "type": "next", "payload": response}), False)
-        self._server.gql_send(conn, op_id, _dumps({"id": op_id, "type": "complete"}), True)
+        self._core.gql_send(conn, op_id, _dumps({"id": op_id, "type": "next", "payload": response}), False)
+        self._core.gql_send(conn, op_id, _dumps({"id": op_id, "type": "complete"}), True)
 
     def _subscribe(self, conn: int, op_id: str, sub: PreparedSubscription) -> None:
         try:
-            self._server.gql_subscribe(conn, op_id, sub.skill, sub.selection, sub.since_epoch, sub.since_seq)
+            self._core.gql_subscribe(conn, op_id, sub.skill, sub.selection, sub.since_epoch, sub.since_seq)
         except ValueError:
             # C could not read what the compiler wrote: a bug here, not the client's fault.
             self._log().exception("C refused the compiled selection %r of operation %r", sub.selection, op_id)
@@ -133,7 +146,7 @@ class GraphQLHandler:
 
     def _send_error(self, conn: int, op_id: str, errors: list[dict[str, Any]]) -> None:
         try:
-            self._server.gql_send(conn, op_id, _dumps({"id": op_id, "type": "error", "payload": errors}), True)
+            self._core.gql_send(conn, op_id, _dumps({"id": op_id, "type": "error", "payload": errors}), True)
         except Exception:  # not running any more: the connection is going away with the server
             self._log().exception("GraphQL error reply for operation %r on connection %d failed", op_id, conn)
 
@@ -147,7 +160,7 @@ class GraphQLHandler:
             self._log().exception("GraphQL HTTP request %d failed", request)
             status, response = 500, {"errors": _error_list(_INTERNAL_ERROR)}
         try:
-            self._server.http_reply(request, status, "application/json", _dumps(response).encode("ascii"))
+            self._core.http_reply(request, status, "application/json", _dumps(response).encode("ascii"))
         except Exception:
             self._log().exception("GraphQL HTTP reply to request %d failed", request)
 
