@@ -2,6 +2,9 @@
 (EV_GQL_OPERATION) and a request to /graphql (EV_GQL_HTTP).  Each is answered exactly once, on
 the asyncio thread: a subscription becomes a compiled selection that C serves from then on, a
 query is executed here, and anything that goes wrong ends in an error reply, logged.
+
+What to answer is decided by two plain functions, operation_answer and http_answer; the
+handler only carries their answers to ServerBase's commands.
 """
 
 from __future__ import annotations
@@ -19,19 +22,19 @@ from session_buddy.realtime._graphql_document import (
     prepare,
     schema_sdl,
 )
-from session_buddy.realtime._graphql_query import ServerMetricsSource, execute_query
+from session_buddy.realtime._graphql_query import MetricsSource, ServerMetricsSource, execute_query
 from session_buddy.realtime._options import AnyLogger
 
 if TYPE_CHECKING:
     from session_buddy.realtime.server import RealTimeMetricsServer
 
-__all__ = ["GraphQLCommands", "GraphQLHandler", "schema_sdl"]
+__all__ = ["GraphQLCommands", "GraphQLHandler", "http_answer", "operation_answer", "schema_sdl"]
 
-_INTERNAL_ERROR = "Internal server error."
+INTERNAL_ERROR = "Internal server error."
 
 
 class _BadRequest(Exception):
-    """The request is not a GraphQL request at all (an HTTP error status, or a subscribe error)."""
+    """Not a GraphQL request at all: an HTTP error status, or a subscribe error."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -66,8 +69,68 @@ def _params(payload: Any) -> tuple[str, dict[str, Any] | None, str | None]:
     return query, variables, name
 
 
-def _error_list(message: str) -> list[dict[str, Any]]:
-    return [{"message": message}]
+def _get_params(query_string: str) -> tuple[str, dict[str, Any] | None, str | None]:
+    try:
+        fields = parse_qs(query_string, keep_blank_values=True, max_num_fields=16)
+    except ValueError:
+        raise _BadRequest("The query string has too many parameters.") from None
+    params: dict[str, Any] = {key: values[0] for key, values in fields.items()}
+    if "variables" in params:
+        params["variables"] = _loads(params["variables"], "variables") if params["variables"] else None
+    if params.get("operationName") == "":
+        params["operationName"] = None
+    return _params(params)
+
+
+def _post_params(content_type: str, body: str) -> tuple[str, dict[str, Any] | None, str | None]:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/graphql":
+        return _params({"query": body})
+    if media_type not in ("application/json", ""):
+        raise _BadRequest(f"Unsupported content type {media_type!r}: send application/json.", 415)
+    return _params(_loads(body, "The request body"))
+
+
+def error_frame(op_id: str, errors: list[dict[str, Any]]) -> str:
+    """graphql-transport-ws `error`: the operation ends."""
+    return _dumps({"id": op_id, "type": "error", "payload": errors})
+
+
+def operation_answer(op_id: str, message: Any, source: MetricsSource) -> PreparedSubscription | list[str]:
+    """What a subscribe message gets: a subscription to hand to C, or the frames to send, the
+    last of which ends the operation (a query's `next` and `complete`, or one `error`)."""
+    try:
+        payload = message.get("payload") if isinstance(message, dict) else None
+        query, variables, name = _params(payload)
+        prepared = prepare(query, variables, name)
+    except _BadRequest as exc:
+        return [error_frame(op_id, [{"message": str(exc)}])]
+    except DocumentError as exc:
+        return [error_frame(op_id, exc.formatted)]
+    if isinstance(prepared, PreparedSubscription):
+        return prepared
+    response = execute_query(prepared, source)
+    return [_dumps({"id": op_id, "type": "next", "payload": response}), _dumps({"id": op_id, "type": "complete"})]
+
+
+def http_answer(request: dict[str, Any], source: MetricsSource) -> tuple[int, dict[str, Any]]:
+    """GraphQL over HTTP: the status and the application/json body for one request, as C
+    forwards it (`method`, `query_string`, `body`, `content_type`).  Only queries run."""
+    try:
+        if request.get("method") == "GET":
+            query, variables, name = _get_params(str(request.get("query_string") or ""))
+        else:
+            query, variables, name = _post_params(str(request.get("content_type") or ""), str(request.get("body") or ""))
+        prepared = prepare(query, variables, name, subscriptions=False)
+    except _BadRequest as exc:
+        return exc.status, {"errors": [{"message": str(exc)}]}
+    except NotAQuery as exc:
+        return 400, {"errors": exc.formatted}
+    except DocumentError as exc:
+        # An application/json response carries request errors with 200 (GraphQL over HTTP).
+        return 200, {"errors": exc.formatted}
+    assert isinstance(prepared, PreparedQuery)
+    return 200, execute_query(prepared, source)
 
 
 class GraphQLCommands(Protocol):
@@ -89,17 +152,12 @@ class GraphQLHandler:
         # The cast goes once the C side of issue 18 is merged with its stub: then the server's
         # own methods type-check and GraphQLCommands is ServerBase's surface.
         self._core = cast(GraphQLCommands, server)
-        self._source: ServerMetricsSource | None = None
 
     def _log(self) -> AnyLogger:
         return topic_logger(self._server.logger, LogTopic.SERVER)
 
-    def _metrics_source(self) -> ServerMetricsSource:
-        if self._source is None:
-            self._source = ServerMetricsSource(self._server, self._server.max_message_size)
-        return self._source
-
-    # ---- graphql-transport-ws ----
+    def _source(self) -> MetricsSource:
+        return ServerMetricsSource(self._server, self._server.max_message_size)
 
     def on_operation(self, conn: int, text: str) -> None:
         """EV_GQL_OPERATION: `{"id", "user", "message"}`, the client's whole subscribe message."""
@@ -113,28 +171,15 @@ class GraphQLHandler:
             self._log().exception("GraphQL operation event on connection %d is malformed: %.200r", conn, text)
             return
         try:
-            self._operation(conn, op_id, event.get("message"))
+            answer = operation_answer(op_id, event.get("message"), self._source())
+            if isinstance(answer, PreparedSubscription):
+                self._subscribe(conn, op_id, answer)
+                return
+            for i, frame in enumerate(answer):
+                self._core.gql_send(conn, op_id, frame, i == len(answer) - 1)
         except Exception:
             self._log().exception("GraphQL operation %r on connection %d failed", op_id, conn)
-            self._send_error(conn, op_id, _error_list(_INTERNAL_ERROR))
-
-    def _operation(self, conn: int, op_id: str, message: Any) -> None:
-        try:
-            payload = message.get("payload") if isinstance(message, dict) else None
-            query, variables, name = _params(payload)
-            prepared = prepare(query, variables, name)
-        except _BadRequest as exc:
-            self._send_error(conn, op_id, _error_list(str(exc)))
-            return
-        except DocumentError as exc:
-            self._send_error(conn, op_id, exc.formatted)
-            return
-        if isinstance(prepared, PreparedSubscription):
-            self._subscribe(conn, op_id, prepared)
-            return
-        response = execute_query(prepared, self._metrics_source())
-        self._core.gql_send(conn, op_id, _dumps({"id": op_id, "type": "next", "payload": response}), False)
-        self._core.gql_send(conn, op_id, _dumps({"id": op_id, "type": "complete"}), True)
+            self._send_error(conn, op_id)
 
     def _subscribe(self, conn: int, op_id: str, sub: PreparedSubscription) -> None:
         try:
@@ -142,68 +187,22 @@ class GraphQLHandler:
         except ValueError:
             # C could not read what the compiler wrote: a bug here, not the client's fault.
             self._log().exception("C refused the compiled selection %r of operation %r", sub.selection, op_id)
-            self._send_error(conn, op_id, _error_list(_INTERNAL_ERROR))
+            self._send_error(conn, op_id)
 
-    def _send_error(self, conn: int, op_id: str, errors: list[dict[str, Any]]) -> None:
+    def _send_error(self, conn: int, op_id: str) -> None:
         try:
-            self._core.gql_send(conn, op_id, _dumps({"id": op_id, "type": "error", "payload": errors}), True)
-        except Exception:  # not running any more: the connection is going away with the server
+            self._core.gql_send(conn, op_id, error_frame(op_id, [{"message": INTERNAL_ERROR}]), True)
+        except Exception:  # not running any more: the connection goes away with the server
             self._log().exception("GraphQL error reply for operation %r on connection %d failed", op_id, conn)
-
-    # ---- GraphQL over HTTP ----
 
     def on_http(self, request: int, text: str) -> None:
         """EV_GQL_HTTP: `{"method", "query_string", "body", "content_type", "user"}`."""
         try:
-            status, response = self._http(text)
+            status, response = http_answer(json.loads(text), self._source())
         except Exception:
             self._log().exception("GraphQL HTTP request %d failed", request)
-            status, response = 500, {"errors": _error_list(_INTERNAL_ERROR)}
+            status, response = 500, {"errors": [{"message": INTERNAL_ERROR}]}
         try:
             self._core.http_reply(request, status, "application/json", _dumps(response).encode("ascii"))
         except Exception:
             self._log().exception("GraphQL HTTP reply to request %d failed", request)
-
-    def _http(self, text: str) -> tuple[int, dict[str, Any]]:
-        event = json.loads(text)
-        try:
-            if event.get("method") == "GET":
-                query, variables, name = self._get_params(str(event.get("query_string") or ""))
-            else:
-                query, variables, name = self._post_params(
-                    str(event.get("content_type") or ""), str(event.get("body") or "")
-                )
-            # Over GET only queries: a GET must not start anything (GraphQL over HTTP).
-            prepared = prepare(query, variables, name, subscriptions=False)
-        except _BadRequest as exc:
-            return exc.status, {"errors": _error_list(str(exc))}
-        except NotAQuery as exc:
-            return 400, {"errors": exc.formatted}
-        except DocumentError as exc:
-            # An application/json response carries request errors with 200 (GraphQL over HTTP).
-            return 200, {"errors": exc.formatted}
-        assert isinstance(prepared, PreparedQuery)
-        return 200, execute_query(prepared, self._metrics_source())
-
-    @staticmethod
-    def _get_params(query_string: str) -> tuple[str, dict[str, Any] | None, str | None]:
-        try:
-            fields = parse_qs(query_string, keep_blank_values=True, max_num_fields=16)
-        except ValueError:
-            raise _BadRequest("The query string has too many parameters.") from None
-        params: dict[str, Any] = {key: values[0] for key, values in fields.items()}
-        if isinstance(params.get("variables"), str):
-            params["variables"] = _loads(params["variables"], "variables") if params["variables"] else None
-        if params.get("operationName") == "":
-            params["operationName"] = None
-        return _params(params)
-
-    @staticmethod
-    def _post_params(content_type: str, body: str) -> tuple[str, dict[str, Any] | None, str | None]:
-        media_type = content_type.split(";", 1)[0].strip().lower()
-        if media_type == "application/graphql":
-            return _params({"query": body})
-        if media_type not in ("application/json", ""):
-            raise _BadRequest(f"Unsupported content type {media_type!r}: send application/json.", 415)
-        return _params(_loads(body, "The request body"))
-
