@@ -19,6 +19,7 @@ from typing import Any
 
 from session_buddy.realtime._core import ServerBase
 from session_buddy.realtime._events import EventKind, LogTopic, min_log_level, topic_logger
+from session_buddy.realtime._graphql import GraphQLHandler
 from session_buddy.realtime._inprocess import InProcessClients
 from session_buddy.realtime._options import AnyLogger, ServerOptions, server_options
 from session_buddy.realtime._redis_check import check_redis
@@ -112,6 +113,7 @@ class RealTimeMetricsServer(ServerBase):
         self._storage: Any = None
         self._state = _Lifecycle()
         self._inprocess = InProcessClients(self)
+        self._graphql = GraphQLHandler(self)
         self._webhooks: WebhookDispatcher | None = None
 
     # ---- attributes ----
@@ -415,11 +417,16 @@ class RealTimeMetricsServer(ServerBase):
                 _settle(state.first_snapshot)
             elif kind == EventKind.TICK_DONE:
                 tick_done = value
-            elif kind == EventKind.ANOMALIES and self._webhooks is not None:
-                self._webhooks.on_anomalies(value, self.epoch, text)
+            elif kind == EventKind.ANOMALIES:
+                if self._webhooks is not None:
+                    self._webhooks.on_anomalies(value, self.epoch, text)
             elif kind == EventKind.STOPPED:
                 _settle(state.stopped)
                 _settle(state.first_snapshot)
+            elif kind == EventKind.GQL_OPERATION:
+                self._graphql.on_operation(value, text)
+            elif kind == EventKind.GQL_HTTP:
+                self._graphql.on_http(value, text)
         if new_snapshot and self.running:
             self._inprocess.hand_out_snapshot()
         if tick_done is not None:
