@@ -13,6 +13,8 @@ EV_SNAPSHOT: Final[int]
 EV_TICK_DONE: Final[int]
 EV_STOPPED: Final[int]
 EV_ANOMALIES: Final[int]
+EV_GQL_OPERATION: Final[int]
+EV_GQL_HTTP: Final[int]
 LOG_TOPIC_SERVER: Final[int]
 LOG_TOPIC_AUTH: Final[int]
 MAX_QUEUED_REPLY_BYTES: Final[int]
@@ -47,6 +49,11 @@ class ServerBase:
     def retained_updates(self, seq: int, skill: str | None = None, epoch: str | None = None, /) -> list[str] | None: ...
     def retention_stats(self) -> dict[str, int]: ...
     def network_clients(self) -> list[tuple[int, str, bool, str | None, str]]: ...
+    def gql_subscribe(
+        self, conn: int, op_id: str, skill: str | None, selection: str, since_epoch: str | None, since_seq: int, /
+    ) -> None: ...
+    def gql_send(self, conn: int, op_id: str, text: str, done: bool, /) -> None: ...
+    def http_reply(self, request: int, status: int, content_type: str, body: bytes, /) -> None: ...
 
 @final
 class InProcessSession:

@@ -20,11 +20,8 @@ class EventKind(enum.IntEnum):
     TICK_DONE = _core.EV_TICK_DONE
     STOPPED = _core.EV_STOPPED
     ANOMALIES = _core.EV_ANOMALIES
-    # The GraphQL event kinds come with the C side of issue 18: once it is merged, remove this
-    # condition and the type: ignore (keep the members).
-    if hasattr(_core, "EV_GQL_OPERATION"):
-        GQL_OPERATION = _core.EV_GQL_OPERATION  # value: connection id; text: {"id", "user", "message"}
-        GQL_HTTP = _core.EV_GQL_HTTP  # type: ignore[attr-defined]  # value: request id; text: {"method", ...}
+    GQL_OPERATION = _core.EV_GQL_OPERATION  # value: connection id; text: {"id", "user", "message"}
+    GQL_HTTP = _core.EV_GQL_HTTP  # value: request id; text: {"method", "args", "body", ...}
 
 
 class LogTopic(enum.IntEnum):

@@ -10,8 +10,7 @@ handler only carries their answers to ServerBase's commands.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Any
 
 from session_buddy.realtime._events import LogTopic, topic_logger
 from session_buddy.realtime._graphql_document import (
@@ -28,7 +27,7 @@ from session_buddy.realtime._options import AnyLogger
 if TYPE_CHECKING:
     from session_buddy.realtime.server import RealTimeMetricsServer
 
-__all__ = ["GraphQLCommands", "GraphQLHandler", "http_answer", "operation_answer", "schema_sdl"]
+__all__ = ["GraphQLHandler", "http_answer", "operation_answer", "schema_sdl"]
 
 INTERNAL_ERROR = "Internal server error."
 
@@ -69,12 +68,14 @@ def _params(payload: Any) -> tuple[str, dict[str, Any] | None, str | None]:
     return query, variables, name
 
 
-def _get_params(query_string: str) -> tuple[str, dict[str, Any] | None, str | None]:
-    try:
-        fields = parse_qs(query_string, keep_blank_values=True, max_num_fields=16)
-    except ValueError:
-        raise _BadRequest("The query string has too many parameters.") from None
-    params: dict[str, Any] = {key: values[0] for key, values in fields.items()}
+def _get_params(args: list[Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The URL's arguments, each "name=value" as lws decoded it (%xx and '+' already)."""
+    if len(args) > 16:
+        raise _BadRequest("The query string has too many parameters.")
+    params: dict[str, Any] = {}
+    for arg in args:
+        name, _, value = str(arg).partition("=")
+        params.setdefault(name, value)
     if "variables" in params:
         params["variables"] = _loads(params["variables"], "variables") if params["variables"] else None
     if params.get("operationName") == "":
@@ -115,10 +116,10 @@ def operation_answer(op_id: str, message: Any, source: MetricsSource) -> Prepare
 
 def http_answer(request: dict[str, Any], source: MetricsSource) -> tuple[int, dict[str, Any]]:
     """GraphQL over HTTP: the status and the application/json body for one request, as C
-    forwards it (`method`, `query_string`, `body`, `content_type`).  Only queries run."""
+    forwards it (`method`, `args`, `body`, `content_type`).  Only queries run."""
     try:
         if request.get("method") == "GET":
-            query, variables, name = _get_params(str(request.get("query_string") or ""))
+            query, variables, name = _get_params(list(request.get("args") or []))
         else:
             query, variables, name = _post_params(str(request.get("content_type") or ""), str(request.get("body") or ""))
         prepared = prepare(query, variables, name, subscriptions=False)
@@ -133,25 +134,12 @@ def http_answer(request: dict[str, Any], source: MetricsSource) -> tuple[int, di
     return 200, execute_query(prepared, source)
 
 
-class GraphQLCommands(Protocol):
-    """ServerBase's GraphQL commands (GRAPHQL_CONTRACT part 3)."""
-
-    def gql_subscribe(
-        self, conn: int, op_id: str, skill: str | None, selection: str, since_epoch: str | None, since_seq: int, /
-    ) -> None: ...
-    def gql_send(self, conn: int, op_id: str, text: str, done: bool, /) -> None: ...
-    def http_reply(self, request: int, status: int, content_type: str, body: bytes, /) -> None: ...
-
-
 class GraphQLHandler:
     """The GraphQL side of one server: takes the two event kinds, answers through
     gql_subscribe / gql_send / http_reply."""
 
     def __init__(self, server: RealTimeMetricsServer) -> None:
         self._server = server
-        # The cast goes once the C side of issue 18 is merged with its stub: then the server's
-        # own methods type-check and GraphQLCommands is ServerBase's surface.
-        self._core = cast(GraphQLCommands, server)
 
     def _log(self) -> AnyLogger:
         return topic_logger(self._server.logger, LogTopic.SERVER)
@@ -160,7 +148,8 @@ class GraphQLHandler:
         return ServerMetricsSource(self._server, self._server.max_message_size)
 
     def on_operation(self, conn: int, text: str) -> None:
-        """EV_GQL_OPERATION: `{"id", "user", "message"}`, the client's whole subscribe message."""
+        """EV_GQL_OPERATION: `{"id", "user", "message"}`, message the client's whole subscribe
+        message as a JSON string (C escapes it, so any bytes the client sent arrive intact)."""
         try:
             event = json.loads(text)
             op_id = event["id"]
@@ -171,19 +160,19 @@ class GraphQLHandler:
             self._log().exception("GraphQL operation event on connection %d is malformed: %.200r", conn, text)
             return
         try:
-            answer = operation_answer(op_id, event.get("message"), self._source())
+            answer = operation_answer(op_id, _loads(str(event.get("message")), "The message"), self._source())
             if isinstance(answer, PreparedSubscription):
                 self._subscribe(conn, op_id, answer)
                 return
             for i, frame in enumerate(answer):
-                self._core.gql_send(conn, op_id, frame, i == len(answer) - 1)
+                self._server.gql_send(conn, op_id, frame, i == len(answer) - 1)
         except Exception:
             self._log().exception("GraphQL operation %r on connection %d failed", op_id, conn)
             self._send_error(conn, op_id)
 
     def _subscribe(self, conn: int, op_id: str, sub: PreparedSubscription) -> None:
         try:
-            self._core.gql_subscribe(conn, op_id, sub.skill, sub.selection, sub.since_epoch, sub.since_seq)
+            self._server.gql_subscribe(conn, op_id, sub.skill, sub.selection, sub.since_epoch, sub.since_seq)
         except ValueError:
             # C could not read what the compiler wrote: a bug here, not the client's fault.
             self._log().exception("C refused the compiled selection %r of operation %r", sub.selection, op_id)
@@ -191,18 +180,18 @@ class GraphQLHandler:
 
     def _send_error(self, conn: int, op_id: str) -> None:
         try:
-            self._core.gql_send(conn, op_id, error_frame(op_id, [{"message": INTERNAL_ERROR}]), True)
+            self._server.gql_send(conn, op_id, error_frame(op_id, [{"message": INTERNAL_ERROR}]), True)
         except Exception:  # not running any more: the connection goes away with the server
             self._log().exception("GraphQL error reply for operation %r on connection %d failed", op_id, conn)
 
     def on_http(self, request: int, text: str) -> None:
-        """EV_GQL_HTTP: `{"method", "query_string", "body", "content_type", "user"}`."""
+        """EV_GQL_HTTP: `{"method", "args", "body", "content_type", "user"}`."""
         try:
             status, response = http_answer(json.loads(text), self._source())
         except Exception:
             self._log().exception("GraphQL HTTP request %d failed", request)
             status, response = 500, {"errors": [{"message": INTERNAL_ERROR}]}
         try:
-            self._core.http_reply(request, status, "application/json", _dumps(response).encode("ascii"))
+            self._server.http_reply(request, status, "application/json", _dumps(response).encode("ascii"))
         except Exception:
             self._log().exception("GraphQL HTTP reply to request %d failed", request)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from session_buddy.realtime import _core, auth
+from session_buddy.realtime._graphql_document import schema_sdl
 from session_buddy.realtime._network_policy import host_check_names
 from session_buddy.realtime._options import AnyLogger, ServerOptions
 
@@ -166,6 +167,7 @@ def core_config(options: ServerOptions, secret: bytes | None, min_log_level: int
         redis_db=0 if options.redis is None else options.redis.db,
         redis_password=None if options.redis is None else options.redis.password,
         redis_prefix=options.redis_prefix,
+        graphql_schema=schema_sdl(),
     )
 
 

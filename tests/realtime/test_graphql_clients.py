@@ -6,15 +6,18 @@ equal to the plain protocol's answers; the schema is served; HTTP refusals are c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from graphql import build_schema
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
+import session_buddy.realtime
 from skills_seed import EXPECTED_ORDER
 from test_graphql_ws import as_graphql, camel, without_completed_invocations
 from wsutil import client_url, recv_type, request
@@ -130,11 +133,19 @@ async def test_gql_http_history_equals_get_history(server, client_factory) -> No
     assert got["history"] == [{camel(k): v for k, v in p.items()} for p in reply["points"]]
 
 
-async def test_gql_http_errors_have_locations(server) -> None:
+async def test_gql_http_errors_name_the_field(server) -> None:
     async with http_client(server) as session:
         with pytest.raises(TransportQueryError) as caught:
             await session.execute(GraphQLRequest("{ topSkills { noSuchField } }"))
     error = caught.value.errors[0]
+    assert "noSuchField" in error["message"] and error["locations"]
+
+
+async def test_http_errors_locate_the_bad_field_in_the_text_sent(server) -> None:
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(http_url(server), json={"query": "{ topSkills { noSuchField } }"})
+    assert reply.status_code == 200
+    (error,) = reply.json()["errors"]
     assert "noSuchField" in error["message"] and error["locations"] == [{"line": 1, "column": 15}]
 
 
@@ -143,7 +154,11 @@ async def test_http_get_query_and_schema(server) -> None:
         got = await http.get(http_url(server), params={"query": "{ topSkills(limit: 1) { skillName } }"})
         assert got.status_code == 200 and got.json()["data"]["topSkills"][0]["skillName"] == EXPECTED_ORDER[0]
         schema = await http.get(http_url(server) + "/schema")
-        assert schema.status_code == 200 and "metricsUpdate(skill: String, since: RecoveryPosition)" in schema.text
+    assert schema.status_code == 200
+    served = build_schema(schema.text)
+    shipped = (Path(session_buddy.realtime.__file__).parent / "schema.graphql").read_text("utf-8")
+    assert schema.text == shipped
+    assert set(served.subscription_type.fields["metricsUpdate"].args) == {"skill", "since"}
 
 
 @pytest.mark.parametrize("how", ["put", "huge", "not-json"])
