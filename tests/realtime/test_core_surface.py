@@ -52,8 +52,8 @@ def test_server_is_the_c_base_type_extended(tmp_path) -> None:
 
 def test_event_kinds_and_topics_come_from_c() -> None:
     assert [int(k) for k in EventKind] == [_core.EV_LOG, _core.EV_SNAPSHOT, _core.EV_TICK_DONE, _core.EV_STOPPED,
-                                          _core.EV_ANOMALIES]
-    assert len(set(EventKind)) == 5
+                                          _core.EV_ANOMALIES, _core.EV_GQL_OPERATION, _core.EV_GQL_HTTP]
+    assert len(set(EventKind)) == 7
     assert (LogTopic.SERVER, LogTopic.AUTH) == (_core.LOG_TOPIC_SERVER, _core.LOG_TOPIC_AUTH)
     source = (REPO / "csrc" / "event_queue.h").read_text()
     assert re.search(r"EV_LOG = 1,", source) and _core.EV_LOG == 1
