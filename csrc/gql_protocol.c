@@ -64,8 +64,10 @@ static void remove_op(struct service *svc, struct gql_conn *c, struct gql_op *op
             break;
         }
     }
-    if (op->live)
+    if (op->live) {
         fanout_leave(&svc->fan, op->sub.group);
+        svc->gql_live--;
+    }
     if (op->waiting)
         svc->gql_waiting--;
     c->n_ops--;
@@ -158,6 +160,7 @@ static void on_subscribe(struct session *s, const struct gql_msg *msg)
     c->ops = op;
     c->n_ops++;
     svc->gql_waiting++;
+    svc->counters.gql_operations++;
 }
 
 void gql_receive(struct session *s)
@@ -304,6 +307,7 @@ static void subscribe_op(struct session *s, struct gql_op *op, struct gql_comman
     op->waiting = 0;
     svc->gql_waiting--;
     op->live = 1;
+    svc->gql_live++;
     op->sub.group = g;
     op->sub.deflate_bits = 0;
     if (cmd->since_epoch && svc->ticker->recovery &&

@@ -134,6 +134,7 @@ static int graphql_hand_over(struct http_session *hs, struct lws *wsi, struct se
         hs->request_id = 0;
         return -1;
     }
+    svc->counters.gql_http_requests++;
     hs->wsi = wsi;
     hs->next_waiting = svc->http_waiting;
     svc->http_waiting = hs;
@@ -215,6 +216,8 @@ static int begin(struct http_session *hs, struct lws *wsi, struct service *svc, 
         .webhooks = hooks,
         .n_webhooks = n_hooks,
         .graphql_schema = svc->cfg.graphql_schema,
+        .gql_live = svc->gql_live,
+        .gql_waiting = svc->gql_waiting + svc->n_http_waiting,
     };
     struct msgbuf *body = msgbuf_new(4096);
     if (!body || http_route(&ctx, path, &res, &body->jb) < 0) {

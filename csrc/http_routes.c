@@ -413,6 +413,14 @@ static void write_metrics(const struct http_context *ctx, struct http_response *
     metric(b, "accept_failures_total", "counter",
            "accept() calls that failed (EMFILE, ENFILE...); accepting pauses after each.",
            (double)c->accept_failures);
+    metric(b, "graphql_subscriptions", "gauge", "GraphQL subscriptions live now.", (double)ctx->gql_live);
+    metric(b, "graphql_waiting", "gauge",
+           "GraphQL operations and /graphql requests waiting for validation or execution now.",
+           (double)ctx->gql_waiting);
+    metric(b, "graphql_operations_total", "counter",
+           "GraphQL operations received over WebSocket since start.", (double)c->gql_operations);
+    metric(b, "graphql_http_requests_total", "counter",
+           "GraphQL requests received over HTTP since start.", (double)c->gql_http_requests);
     metric(b, "messages_rate_limited_total", "counter",
            "Client messages dropped and answered rate_limited.", (double)c->rate_limited_messages);
     metric(b, "messages_sent_total", "counter", "WebSocket messages written to clients.",

@@ -25,6 +25,8 @@ struct http_context {
     const struct webhook_stat *webhooks;    /* per endpoint, as Python last pushed them */
     size_t n_webhooks;
     const char *graphql_schema;             /* the SDL of GET /graphql/schema, or NULL */
+    size_t gql_live;                        /* GraphQL subscriptions live now */
+    size_t gql_waiting;                     /* GraphQL operations and requests Python has now */
 };
 
 struct http_response {

@@ -73,6 +73,8 @@ struct service_counters {
     uint64_t closed_pending_timeout; /* dropped: request, handshake or auth not finished in time */
     uint64_t rejected_host;          /* HTTP 403: Host not allowed (DNS rebinding) */
     uint64_t accept_failures;        /* accept() failed (EMFILE, ENFILE...) */
+    uint64_t gql_operations;         /* GraphQL subscribe messages handed to Python */
+    uint64_t gql_http_requests;      /* /graphql requests handed to Python */
 };
 
 enum service_state { SVC_STARTING, SVC_LISTENING, SVC_FAILED, SVC_STOPPED };
@@ -126,6 +128,7 @@ struct service {
     uint64_t accept_unreported;
     struct msgbuf *gql_frame;          /* gql_protocol.c: the buffer `next` frames are built in */
     size_t gql_waiting;                /* gql_protocol.c: operations handed to Python */
+    size_t gql_live;                   /* gql_protocol.c: live subscriptions */
     struct http_session *http_waiting; /* http_protocol.c: /graphql requests handed to Python */
     size_t n_http_waiting;
     uint64_t next_http_request_id;

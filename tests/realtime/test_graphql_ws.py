@@ -14,6 +14,7 @@ import jwt as pyjwt
 import pytest
 from websockets.asyncio.client import connect
 
+from test_http_routes import get, samples
 from wsutil import (CONNECT_KWARGS, DEFAULT_TIMEOUT, client_url, expect_close, recv_json, recv_type, request,
                     wait_until)
 
@@ -304,3 +305,57 @@ async def test_since_of_another_epoch_starts_from_the_current_update(server) -> 
     first = (await recv_for(ws, "live"))["payload"]["data"]["metricsUpdate"]
     assert first["epoch"] == server.epoch and first["seq"] >= 1
     await ws.close()
+
+
+# ---- hostile documents and what /metrics shows ----
+
+def nested(depth: int) -> str:
+    return "subscription { metricsUpdate { " + "topSkills { " * depth + "skillName" + " }" * depth + " } }"
+
+
+@pytest.mark.parametrize("query", [
+    nested(40),                                                                   # deep nesting
+    "subscription { metricsUpdate { " + " ".join(f"a{i}: seq" for i in range(250)) + " } }",  # many aliases
+    "subscription { metricsUpdate { " + " ".join(f"a{i}: seq" for i in range(3000)) + " } }",  # huge aliases
+    "subscription { metricsUpdate { ...A } } fragment A on MetricsUpdate { ...B } "
+    "fragment B on MetricsUpdate { ...A }",                                       # a fragment cycle
+    "subscription { metricsUpdate { seq } " + "#" * 30000 + "\n}",                 # over the document size
+])
+async def test_hostile_documents_get_errors_and_the_connection_stays(server, query: str) -> None:
+    ws = await acked(server)
+    await subscribe(ws, "evil", query)
+    error = await recv_for(ws, "evil", "error")
+    assert error["payload"] and all("message" in e for e in error["payload"])
+    await subscribe(ws, "fine", "subscription { metricsUpdate { seq } }")
+    assert (await recv_for(ws, "fine"))["payload"]["data"]["metricsUpdate"]["seq"] >= 1
+    await ws.close()
+
+
+async def test_a_1_mb_document_closes_1009(server, client_factory) -> None:
+    bystander = await client_factory(server)
+    ws = await acked(server, max_size=None)
+    await subscribe(ws, "big", "subscription { metricsUpdate { seq } }" + " " * (1 << 20))
+    assert await expect_close(ws) == 1009
+    assert (await recv_type(bystander, "metrics_update"))["type"] == "metrics_update"
+
+
+async def test_metrics_count_graphql_operations(server) -> None:
+    ws = await acked(server)
+    await subscribe(ws, "a", "subscription { metricsUpdate { seq } }")
+    await subscribe(ws, "b", "{ topSkills { skillName } }")
+    await recv_for(ws, "a")
+    await recv_for(ws, "b", "complete")
+
+    async def figures() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return samples((await get(server, "/metrics"))[2].decode())
+
+    got = await wait_until(figures, message="/metrics")
+    assert got[("session_buddy_graphql_subscriptions", ())] == 1
+    assert got[("session_buddy_graphql_operations_total", ())] == 2
+    await ws.close()
+    await wait_until(lambda: figures_zero(server), message="the subscription gone from /metrics")
+
+
+async def figures_zero(server: Any) -> bool:
+    got = samples((await get(server, "/metrics"))[2].decode())
+    return got[("session_buddy_graphql_subscriptions", ())] == 0
