@@ -265,6 +265,11 @@ def prepare(
     if errors:
         raise DocumentError(list(errors))
     operation = _operation(document, operation_name)
+    if schema.get_root_type(operation.operation) is None:
+        # graphql-core 3.3 validation says so already; 3.2 has no rule for it.
+        raise DocumentError([GraphQLError(
+            f"The {operation.operation.value} operation is not supported by the schema.", operation
+        )])
     inputs = dict(variables) if variables is not None else {}
     coerced = get_variable_values(schema, operation.variable_definitions or (), inputs)
     if isinstance(coerced, list):
