@@ -214,7 +214,8 @@ def _check_cost(document: DocumentNode, limits: DocumentLimits) -> None:
                     f"The document expands more than {limits.max_fields} fragment spreads.", source, selection
                 )
             push(fragment.selection_set, depth, expanding | {name})
-    # Fragments no operation uses are not expanded above; they still cost validation its time.
+    # Every fragment as written, used or not: an unused one is not expanded above, and still
+    # costs validation its time.
     written = 0
     sets = [d.selection_set for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
     while sets:
