@@ -214,7 +214,8 @@ def _check_cost(document: DocumentNode, limits: DocumentLimits) -> None:
                     f"The document expands more than {limits.max_fields} fragment spreads.", source, selection
                 )
             push(fragment.selection_set, depth, expanding | {name})
-    # Fragments no operation uses are not expanded above; they still cost validation its time.
+    # Every fragment as written, used or not: an unused one is not expanded above, and still
+    # costs validation its time.
     written = 0
     sets = [d.selection_set for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
     while sets:
@@ -265,6 +266,11 @@ def prepare(
     if errors:
         raise DocumentError(list(errors))
     operation = _operation(document, operation_name)
+    if schema.get_root_type(operation.operation) is None:
+        # graphql-core 3.3 validation says so already; 3.2 has no rule for it.
+        raise DocumentError([GraphQLError(
+            f"The {operation.operation.value} operation is not supported by the schema.", operation
+        )])
     inputs = dict(variables) if variables is not None else {}
     coerced = get_variable_values(schema, operation.variable_definitions or (), inputs)
     if isinstance(coerced, list):
