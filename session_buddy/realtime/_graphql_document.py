@@ -67,8 +67,10 @@ _CLOSERS = frozenset({TokenKind.BRACE_R, TokenKind.BRACKET_R, TokenKind.PAREN_R}
 class DocumentLimits:
     """The bounds of one document.  max_fields counts every field the operations select with
     fragments expanded (a fragment spread twice counts twice), before fields are merged; depth
-    counts fields, so `{metricsUpdate{topSkills{skillName}}}` is 3 deep.  The standard
-    introspection query is 15 deep: clients take the schema from GET /graphql/schema instead."""
+    counts fields, so `{metricsUpdate{topSkills{skillName}}}` is 3 deep.  A query that selects
+    introspection fields only gets INTROSPECTION_LIMITS instead of the defaults: the standard
+    introspection query (GraphiQL's, Apollo's, `gql`'s fetch_schema_from_transport) is 15 deep
+    and selects about 220 fields, and what it can cost is bounded by the schema itself."""
 
     max_bytes: int = 16 * 1024
     max_tokens: int = 2000
@@ -83,6 +85,18 @@ class DocumentLimits:
 
 
 DEFAULT_LIMITS = DocumentLimits()
+INTROSPECTION_LIMITS = DocumentLimits(max_depth=16, max_fields=400)
+_INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+
+
+def _introspection_only(document: DocumentNode) -> bool:
+    """Every operation is a query whose root fields are all introspection fields."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return bool(operations) and all(
+        op.operation is OperationType.QUERY
+        and all(isinstance(s, FieldNode) and s.name.value in _INTROSPECTION_ROOTS for s in op.selection_set.selections)
+        for op in operations
+    )
 
 
 class DocumentError(Exception):
@@ -237,6 +251,8 @@ def _parse(text: str, limits: DocumentLimits) -> DocumentNode:
         document = parse(source, max_tokens=limits.max_tokens)
     except GraphQLError as exc:
         raise DocumentError([exc]) from None
+    if limits is DEFAULT_LIMITS and _introspection_only(document):
+        limits = INTROSPECTION_LIMITS
     _check_cost(document, limits)
     return document
 

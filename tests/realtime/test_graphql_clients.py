@@ -188,3 +188,11 @@ async def test_http_needs_a_token_when_auth_is_on(server_factory) -> None:
         ok = await http.post(http_url(server), json={"query": "{ topSkills { skillName } }"},
                              headers={"Authorization": f"Bearer {token_for()}"})
         assert ok.status_code == 200 and ok.json()["data"]["topSkills"]
+
+
+async def test_gql_fetches_the_schema_by_introspection(server) -> None:
+    client = Client(transport=HTTPXAsyncTransport(url=http_url(server)), fetch_schema_from_transport=True)
+    async with client as session:  # gql validates the query locally against what it fetched
+        result = await session.execute(GraphQLRequest("{ topSkills(limit: 1) { skillName } }"))
+    assert result["topSkills"][0]["skillName"] == EXPECTED_ORDER[0]
+    assert client.schema is not None and set(client.schema.subscription_type.fields) == {"metricsUpdate"}

@@ -179,17 +179,20 @@ def test_depth_counts_through_fragments() -> None:
         "{ __schema { ...A } } fragment A on __Schema { types { ...B } } "
         "fragment B on __Type { fields { type { ofType { ofType { ofType { ofType { name } } } } } } }"
     )
-    error = the_error(query)
+    error = the_error(query, limits=DocumentLimits())  # limits given: no introspection bounds
     assert "deep" in error["message"]
     assert error["locations"] == [{"line": 1, "column": query.index("name") + 1}]
 
 
-def test_the_standard_introspection_query_is_over_the_default_bounds() -> None:
+def test_the_standard_introspection_query_gets_the_introspection_bounds() -> None:
     from graphql import get_introspection_query
 
-    errors_of(get_introspection_query())  # clients take the schema from GET /graphql/schema
-    generous = DocumentLimits(max_depth=16, max_fields=400)
-    assert isinstance(prepare(get_introspection_query(), limits=generous), PreparedQuery)
+    assert isinstance(prepare(get_introspection_query()), PreparedQuery)
+    # ... but only when it selects nothing else: with a data field, the default bounds apply.
+    mixed = get_introspection_query().replace("query IntrospectionQuery {", "query IntrospectionQuery { topSkills { skillName }", 1)
+    assert "deep" in errors_of(mixed)[0]["message"]
+    nested = "{ __schema { types { fields { type { " + "ofType { " * 13 + "name" + " }" * 17 + " }"
+    assert "deep" in errors_of(nested)[0]["message"]  # 18 deep: over even those
 
 
 @pytest.mark.parametrize("field", ["__typename", "topSkills { skillName }"])
