@@ -29,6 +29,13 @@
  * compressed data still shows.  "bytes" counts bytes on the wire
  * (frames as received), "inflated_bytes" what was inflated.
  *
+ * --graphql speaks graphql-transport-ws (the graphql-ws library's protocol) in place of the plain
+ * protocol: the handshake asks for that subprotocol, the client sends connection_init, waits for
+ * connection_ack, then subscribes once (a random UUID as the operation id, as graphql-ws does)
+ * to Subscription.metricsUpdate with every field of a metrics_update selected, and reads "seq"
+ * from each `next` message with the same streaming scan (the message's type is read from
+ * `"type":"`; `error` and `complete` messages are counted, not taken for updates).
+ *
  * --timeline FILE writes one line per update received inside the window, "seq conn t_ns"
  * (connections in the order they were opened), for per-tick arrival timelines.
  *
@@ -70,6 +77,7 @@
 #define VERIFY_EVERY 32        /* connections that inflate whole messages (see above) */
 
 enum cstate { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DEAD };
+enum gphase { G_NONE, G_INIT_SENT, G_SUBSCRIBED };
 
 struct conn {
     int fd;
@@ -81,7 +89,10 @@ struct conn {
     uint8_t opcode;            /* of the current frame */
     uint8_t fin;
     uint8_t msg_is_data;       /* a data message (text/binary) is in progress */
-    uint8_t scan;              /* 0: seek `metrics_update"`, 1: seek `"seq":`, 2: digits, 3: done */
+    uint8_t scan;              /* 0: seek the type (scan_pattern), 1: seek `"seq":`, 2: digits, 3: done */
+    uint8_t kind_next;         /* --graphql: the next byte is the first of the message's type */
+    uint8_t kind;              /* --graphql: that byte ('n' next, 'c' connection_ack/complete...) */
+    uint8_t gql_phase;         /* --graphql: G_INIT_SENT until connection_ack, then G_SUBSCRIBED */
     uint8_t match;
     uint8_t got_seq;
     uint8_t ctl_len;
@@ -129,7 +140,8 @@ static struct {
     int deflate;               /* 0 plain, 1 deflate (server_no_context_takeover), 2 takeover */
     const char *timeline;
     int verify_all;
-} opt = {"127.0.0.1", 0, 100, 10.0, 1.0, 0, 1, 100, 180.0, 30.0, 2.0, 0, 0, "", 0, NULL, 0};
+    int graphql;
+} opt = {"127.0.0.1", 0, 100, 10.0, 1.0, 0, 1, 100, 180.0, 30.0, 2.0, 0, 0, "", 0, NULL, 0, 0};
 
 static struct conn *conns;
 static struct tick ticks[TICK_RING];
@@ -143,6 +155,7 @@ static int64_t t_win_start = INT64_MAX, t_win_end = INT64_MAX;
 static uint64_t msgs_total, msgs_window, bytes_window, lost_window, lost_total, dup_total;
 static uint64_t proto_errors, pings_answered, pongs_failed;
 static uint64_t inflated_window, inflate_errors, compressed_msgs, n_pmd, n_pmd_nct;
+static uint64_t gql_acked, gql_errors, gql_completes;
 static z_stream shared_zs;     /* for connections whose messages stand alone */
 static uint8_t zout[INFLATE_OUT];
 struct arrival {
@@ -209,20 +222,30 @@ static void conn_kill(struct conn *c, int was_open)
     c->state = C_DEAD;
 }
 
+#define FRAME_MAX 1024 /* the longest client message: the GraphQL subscribe */
+
 /* Write a small masked client frame in one go; returns 0, or -1 if the kernel did not take it. */
 static int send_frame(struct conn *c, int opcode, const uint8_t *payload, size_t len)
 {
-    uint8_t buf[2 + 4 + 125];
+    uint8_t buf[4 + 4 + FRAME_MAX];
     uint32_t mask = (uint32_t)rnd();
-    if (len > 125)
+    size_t h = 2;
+    if (len > FRAME_MAX)
         return -1;
     buf[0] = (uint8_t)(0x80 | opcode);
-    buf[1] = (uint8_t)(0x80 | len);
-    memcpy(buf + 2, &mask, 4);
+    if (len <= 125) {
+        buf[1] = (uint8_t)(0x80 | len);
+    } else { /* RFC 6455 5.2: 126, then a 16-bit length */
+        buf[1] = 0x80 | 126;
+        buf[2] = (uint8_t)(len >> 8);
+        buf[3] = (uint8_t)len;
+        h = 4;
+    }
+    memcpy(buf + h, &mask, 4);
     for (size_t i = 0; i < len; i++)
-        buf[6 + i] = payload[i] ^ buf[2 + (i & 3)];
-    ssize_t w = write(c->fd, buf, 6 + len);
-    return w == (ssize_t)(6 + len) ? 0 : -1;
+        buf[h + 4 + i] = payload[i] ^ buf[h + (i & 3)];
+    ssize_t w = write(c->fd, buf, h + 4 + len);
+    return w == (ssize_t)(h + 4 + len) ? 0 : -1;
 }
 
 /* --timeline: one arrival, kept in memory until the run ends. */
@@ -277,18 +300,29 @@ static void record_update(struct conn *c, uint64_t seq, int64_t t)
 }
 
 static const char P_TYPE[] = "metrics_update\"";
+static const char P_GQL_TYPE[] = "\"type\":\"";
 static const char P_SEQ[] = "\"seq\":";
 
-/* Streaming scan of a data message: `metrics_update"`, then `"seq":`, then its digits. */
+/* Streaming scan of a data message: `metrics_update"` (with --graphql `"type":"` and the type's
+ * first byte, which must be the n of next), then `"seq":`, then its digits.  In both protocols
+ * the type comes before the payload, and seq is the payload's first field. */
 static void scan_payload(struct conn *c, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n && c->scan < 3; i++) {
         uint8_t b = p[i];
-        if (c->scan == 0 || c->scan == 1) {
-            const char *pat = c->scan == 0 ? P_TYPE : P_SEQ;
-            size_t plen = c->scan == 0 ? sizeof(P_TYPE) - 1 : sizeof(P_SEQ) - 1;
+        if (c->kind_next) {
+            c->kind_next = 0;
+            c->kind = b;
+            if (b != 'n')
+                c->scan = 3;
+        } else if (c->scan == 0 || c->scan == 1) {
+            const char *pat = c->scan == 1 ? P_SEQ : opt.graphql ? P_GQL_TYPE : P_TYPE;
+            size_t plen = c->scan == 1   ? sizeof(P_SEQ) - 1
+                          : opt.graphql ? sizeof(P_GQL_TYPE) - 1
+                                        : sizeof(P_TYPE) - 1;
             if (b == (uint8_t)pat[c->match]) {
                 if (++c->match == plen) {
+                    c->kind_next = opt.graphql && c->scan == 0;
                     c->scan++;
                     c->match = 0;
                     c->seq_acc = 0;
@@ -393,6 +427,57 @@ static int compressed_payload(struct conn *c, const uint8_t *p, size_t take, int
     return r;
 }
 
+/* Every field of the plain protocol's metrics_update, in GraphQL form (the contract's schema). */
+static const char GQL_QUERY[] =
+    "subscription{metricsUpdate{seq epoch timestamp stale"
+    " topSkills{skillName lastInvocationAt invocationCount completedCount avgDuration"
+    " totalInvocations completedInvocations completionRate avgDurationSeconds invocationCount1h"
+    " invocationCount24h isAnomalous}"
+    " anomalies{skillName anomalyType baselineValue observedValue deviationScore detectedAt}}}";
+
+/* --graphql, after connection_ack: one subscribe whose id is a random (version 4) UUID, the id
+ * graphql-ws clients use, so the server sees distinct ids as it would from real dashboards. */
+static int gql_subscribe(struct conn *c)
+{
+    char msg[FRAME_MAX];
+    uint64_t a = rnd(), b = rnd();
+    int len = snprintf(msg, sizeof(msg),
+                       "{\"id\":\"%08x-%04x-4%03x-%04x-%012llx\",\"type\":\"subscribe\","
+                       "\"payload\":{\"query\":\"%s\"}}",
+                       (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+                       0x8000 | ((unsigned)(b >> 48) & 0x3fff),
+                       (unsigned long long)(b & 0xffffffffffffull), GQL_QUERY);
+    if (len < 0 || (size_t)len >= sizeof(msg))
+        return -1;
+    return send_frame(c, 0x1, (const uint8_t *)msg, (size_t)len);
+}
+
+/* --graphql: a whole text message has arrived.  Returns -1 to drop the connection. */
+static int gql_message_done(struct conn *c, int64_t t)
+{
+    if (c->gql_phase == G_INIT_SENT) {
+        if (c->kind != 'c') /* anything else before connection_ack breaks the protocol */
+            return 0;
+        gql_acked++;
+        c->gql_phase = G_SUBSCRIBED;
+        if (gql_subscribe(c) < 0) {
+            note_failure("subscribe write", errno);
+            return -1;
+        }
+        return 0;
+    }
+    if (c->kind == 'n' && c->scan >= 2 && c->got_seq) {
+        record_update(c, c->seq_acc, t);
+    } else if (c->kind == 'e') {
+        gql_errors++;
+        note_failure("graphql error message for the subscription", 0);
+    } else if (c->kind == 'c') {
+        gql_completes++;
+        note_failure("graphql complete for the subscription", 0);
+    }
+    return 0;
+}
+
 /* A whole frame has arrived (header and payload).  Returns -1 to drop the connection. */
 static int frame_done(struct conn *c, int64_t t)
 {
@@ -417,9 +502,11 @@ static int frame_done(struct conn *c, int64_t t)
         return -1;
     default:
         if (c->fin && c->msg_is_data) {
+            c->msg_is_data = 0;
+            if (c->gql_phase != G_NONE)
+                return gql_message_done(c, t);
             if (c->scan >= 2 && c->got_seq)
                 record_update(c, c->seq_acc, t);
-            c->msg_is_data = 0;
         }
         return 0;
     }
@@ -473,6 +560,8 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, int64_t t)
                 c->scan = 0;
                 c->match = 0;
                 c->got_seq = 0;
+                c->kind_next = 0;
+                c->kind = 0;
             } else if (c->opcode != 0x0 || !c->msg_is_data) {
                 proto_errors++;
                 return -1;
@@ -570,10 +659,14 @@ static void start_connect(int i)
     }
 }
 
-/* The extension header the handshake carries: none, or permessage-deflate with the receive
- * side's wishes (it never sends compressed messages itself). */
-static const char *deflate_offer(void)
+static const char GQL_SUBPROTOCOL[] = "graphql-transport-ws";
+
+/* The extra handshake header: none, or permessage-deflate with the receive
+ * side's wishes (it never sends compressed messages itself); with --graphql the subprotocol. */
+static const char *handshake_extra(void)
 {
+    if (opt.graphql)
+        return "Sec-WebSocket-Protocol: graphql-transport-ws\r\n";
     switch (opt.deflate) {
     case 1:
         return "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
@@ -604,7 +697,7 @@ static void on_connected(int i)
                        "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                        "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                       opt.host, opt.port, c->key, deflate_offer());
+                       opt.host, opt.port, c->key, handshake_extra());
     if (write(c->fd, req, (size_t)len) != len) {
         note_failure("handshake write", errno);
         conn_kill(c, 0);
@@ -713,6 +806,13 @@ static void on_handshake_data(int i, int64_t t)
         conn_kill(c, 0);
         return;
     }
+    const char *proto = find_header(c->hs, hlen, "Sec-WebSocket-Protocol", &vlen);
+    if (opt.graphql && (!proto || vlen != sizeof(GQL_SUBPROTOCOL) - 1 ||
+                        memcmp(proto, GQL_SUBPROTOCOL, vlen))) {
+        note_failure("the server did not agree to graphql-transport-ws", 0);
+        conn_kill(c, 0);
+        return;
+    }
     size_t rest = c->hs_len - (hlen + 2);
     char *hs = c->hs;
     c->hs = NULL;
@@ -721,7 +821,11 @@ static void on_handshake_data(int i, int64_t t)
     n_open++;
     t_last_established = t;
     static const char sub[] = "{\"type\":\"subscribe\",\"skill_name\":null}";
-    if (send_frame(c, 0x1, (const uint8_t *)sub, sizeof(sub) - 1) < 0) {
+    static const char init[] = "{\"type\":\"connection_init\"}";
+    const char *first = opt.graphql ? init : sub; /* graphql: subscribe once acked */
+    size_t first_len = opt.graphql ? sizeof(init) - 1 : sizeof(sub) - 1;
+    c->gql_phase = opt.graphql ? G_INIT_SENT : G_NONE;
+    if (send_frame(c, 0x1, (const uint8_t *)first, first_len) < 0) {
         note_failure("subscribe write", errno);
         free(hs);
         conn_kill(c, 1);
@@ -843,7 +947,8 @@ static void usage(void)
             "usage: loadgen --port P [--host 127.0.0.1] [--clients N] [--duration S]\n"
             "               [--interval S] [--sources K] [--inflight M] [--setup-timeout S]\n"
             "               [--warmup-timeout S] [--grace S] [--marks] [--label TEXT]\n"
-            "               [--deflate | --deflate-takeover] [--verify-all] [--timeline FILE]\n");
+            "               [--deflate | --deflate-takeover | --graphql] [--verify-all]\n"
+            "               [--timeline FILE]\n");
     exit(2);
 }
 
@@ -859,6 +964,7 @@ static void parse_args(int argc, char **argv)
         {"coordinated", no_argument, 0, 'c'},        {"source-base", required_argument, 0, 'b'},
         {"deflate", no_argument, 0, 'z'},            {"deflate-takeover", no_argument, 0, 'Z'},
         {"timeline", required_argument, 0, 't'},       {"verify-all", no_argument, 0, 'V'},
+        {"graphql", no_argument, 0, 'G'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -882,6 +988,7 @@ static void parse_args(int argc, char **argv)
         case 'Z': opt.deflate = 2; break;
         case 't': opt.timeline = optarg; break;
         case 'V': opt.verify_all = 1; break;
+        case 'G': opt.graphql = 1; break;
         default: usage();
         }
     }
@@ -889,6 +996,10 @@ static void parse_args(int argc, char **argv)
     if (opt.port <= 0 || opt.n <= 0 || opt.duration <= 0 || opt.interval <= 0 ||
         inet_pton(AF_INET, opt.host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127) {
         fprintf(stderr, "loadgen: need --port, positive counts, and a 127.x.x.x --host\n");
+        usage();
+    }
+    if (opt.graphql && opt.deflate) { /* the server declines deflate on graphql-transport-ws */
+        fprintf(stderr, "loadgen: --graphql takes no --deflate\n");
         usage();
     }
     if (opt.sources <= 0)
@@ -1055,7 +1166,8 @@ int main(int argc, char **argv)
            "\"max_gap_ms\":%.3f,\"pings_answered\":%llu,"
            "\"pongs_failed\":%llu,\"protocol_errors\":%llu,\"deflate_agreed\":%llu,"
            "\"deflate_no_takeover\":%llu,\"compressed_messages\":%llu,\"inflated_bytes\":%llu,"
-           "\"inflate_errors\":%llu,\"first_failure\":\"%s\"",
+           "\"inflate_errors\":%llu,\"graphql\":%s,\"gql_acked\":%llu,\"gql_errors\":%llu,"
+           "\"gql_completes\":%llu,\"first_failure\":\"%s\"",
            opt.label, opt.n, established, n_failed, n_dropped, n_open, opt.sources, connect_s,
            connect_s > 0 ? established / connect_s : 0.0, (long long)t_setup_start,
            (long long)t_last_established, warmed ? "true" : "false", warmup_s,
@@ -1068,7 +1180,9 @@ int main(int argc, char **argv)
            (unsigned long long)pongs_failed, (unsigned long long)proto_errors,
            (unsigned long long)n_pmd, (unsigned long long)n_pmd_nct,
            (unsigned long long)compressed_msgs, (unsigned long long)inflated_window,
-           (unsigned long long)inflate_errors, fail_reason);
+           (unsigned long long)inflate_errors, opt.graphql ? "true" : "false",
+           (unsigned long long)gql_acked, (unsigned long long)gql_errors,
+           (unsigned long long)gql_completes, fail_reason);
     /* Raw per-tick arrivals near the window, so a harness can merge shards by seq. */
     printf(",\"tick_list\":[");
     int first = 1;

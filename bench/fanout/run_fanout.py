@@ -7,6 +7,12 @@ Every server runs twice per N, with plain clients and with permessage-deflate cl
 load generator's --deflate: it offers client_no_context_takeover and server_no_context_takeover
 and inflates every update), since every real client (browsers, `websockets`, Node `ws`)
 offers compression.  The floor sends deflate clients one frame compressed once per tick.
+Ours also runs with GraphQL clients right after its plain ones at each N (issue 18; --no-graphql
+skips them): graphql-transport-ws, one subscription each selecting every field of a
+metrics_update, so both rows carry the same data.
+
+    python3 bench/fanout/run_fanout.py --servers ours --modes plain --clients 1000,10000 --hold 0
+                                                  # ours plain vs GraphQL only, and both GIL runs
 
 One command builds the C programs (gcc -O2), prepares the skills DB (analytics_bench's builder,
 cached under bench/.data/), captures one real metrics_update from our server (the bytes the
@@ -25,8 +31,8 @@ floor and Node send), then, for each server in turn and a fresh server process p
 
 Then the largest N each server holds for 60 s with each kind of client (descending ladder, first
 success wins) and the
-GIL benchmark (a main thread busy in pure Python for 5 s inside our server's process, and
-inside the pure-Python server's).  Prints Markdown tables and writes every raw figure to
+GIL benchmark (a main thread busy in pure Python for 5 s inside our server's process, with plain
+and with GraphQL clients, and inside the pure-Python server's).  Prints Markdown tables and writes every raw figure to
 bench/.data/fanout/results-<time>.json.  All traffic stays on 127.0.0.0/8.
 """
 
@@ -66,13 +72,15 @@ DEFAULT_SERVERS = ("ours", "python", "node", "floor")  # ours-poll: an A/B of th
 # "deflate-takeover": the offer browsers make, which lets Node and pure-Python keep a compressor
 # with its history per client (smaller frames, more memory) and costs the shard an inflater each.
 MODES = ("plain", "deflate")
-LOADGEN_FLAGS = {"plain": [], "deflate": ["--deflate"], "deflate-takeover": ["--deflate-takeover"]}
+LOADGEN_FLAGS = {"plain": [], "deflate": ["--deflate"], "deflate-takeover": ["--deflate-takeover"],
+                 "graphql": ["--graphql"]}
 LABELS = {
     "ours": "ours (C ext, lws)",
     "ours-poll": "ours on lws's poll(2) loop",
     "python": "pure-Python (websockets)",
     "node": "Node ws",
     "floor": "floor (C, send() loop)",
+    "ours-graphql": "ours (C ext, lws), GraphQL clients",  # a GIL row: ours with graphql clients
 }
 
 
@@ -155,6 +163,7 @@ class Proc:
                                   stderr=self.stderr_file, preexec_fn=_pinned(cpu), env=env,
                                   cwd=ROOT, text=True, bufsize=1)
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self.banner = ""  # a server's LISTENING line
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
@@ -266,11 +275,16 @@ def start_server(kind: str, ctx: Context) -> tuple[Proc, int]:
     cmd, env = server_cmd(kind, port, ctx)
     srv = Proc(cmd, SERVER_CPU, env, OUT / f"{kind}.stderr.log")
     try:
-        srv.expect("LISTENING", 60)
+        srv.banner = srv.expect("LISTENING", 60)
     except Exception:
         srv.kill()
         raise
     return srv, port
+
+
+def graphql_handler(banner: str) -> str:
+    """Which GraphQL handler ours_server.py ran: "handler" (the package's) or "stand-in"."""
+    return next((w.split("=", 1)[1] for w in banner.split() if w.startswith("graphql=")), "?")
 
 
 # ---- one measured run --------------------------------------------------------------------------
@@ -333,12 +347,15 @@ def run_load(kind: str, n: int, window: float, ctx: Context, *, mode: str = "pla
             line = s.expect("{", window + 120)
             results.append(json.loads(line))
         alive = srv.p.poll() is None
+        banner = srv.banner
     finally:
         for s in shards:
             s.kill()
         srv.stop()
     out = summarize(kind, n, window, ready, results, idle, u0, u1, start, end, alive)
     out["mode"] = mode
+    if mode == "graphql":
+        out["graphql_handler"] = graphql_handler(banner)
     out.update(stall_free_spreads([Path(f"{timeline or OUT / 'arrivals'}-{i}.txt") for i in range(len(shards))],
                                   start, end))
     out["cpu_peak_1s"] = max(per_second, default=0.0)
@@ -433,6 +450,9 @@ def summarize(kind: str, n: int, window: float, ready: list[dict], results: list
         "deflate_agreed": sum(r["deflate_agreed"] for r in results),
         "inflated_bytes": sum(r["inflated_bytes"] for r in results),
         "inflate_errors": sum(r["inflate_errors"] for r in results),
+        "gql_acked": sum(r["gql_acked"] for r in results),
+        "gql_errors": sum(r["gql_errors"] for r in results),
+        "gql_completes": sum(r["gql_completes"] for r in results),
         "protocol_errors": sum(r["protocol_errors"] for r in results),
         "first_failure": next((r["first_failure"] for r in results if r["first_failure"]), ""),
         "shards": len(results),
@@ -473,6 +493,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             out.append(f"| {who} | {r['clients']:,} | - | - | - | - | - | - | - | - "
                        f"| - | - | - | {r['failed']:,} (setup) |")
             continue
+        if r.get("graphql_handler") == "stand-in":
+            who += " (stand-in GraphQL handler)"
         if not compression_ok(r):
             who += (f" (deflate agreed by {r['deflate_agreed']:,}, {r['inflate_errors']:,} inflate errors,"
                     f" {r['protocol_errors']:,} protocol errors)")
@@ -526,6 +548,27 @@ def deflate_targets(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def graphql_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 18's target: GraphQL subscribers with one selection at the cost of plain clients."""
+    out = []
+    for n in sorted({r["clients"] for r in rows if r.get("mode") == "graphql"}):
+        plain, gql = find(rows, "ours", n, "plain"), find(rows, "ours", n, "graphql")
+        if not (plain and gql):
+            continue
+        def per_update(r: dict[str, Any]) -> float | None:
+            return r["bytes"] / r["messages"] if r["messages"] else None
+        out.append(f"- ours at {n:,}, GraphQL / plain: CPU/msg {fmt(gql['cpu_us_per_msg'], '.2f')} / "
+                   f"{fmt(plain['cpu_us_per_msg'], '.2f')} µs = {ratio(gql['cpu_us_per_msg'], plain['cpu_us_per_msg'])}"
+                   f" (target <= 1.1x); spread p50 / p99 {fmt(gql['spread_p50_ms'], '.2f')} / "
+                   f"{fmt(gql['spread_p99_ms'], '.2f')} vs {fmt(plain['spread_p50_ms'], '.2f')} / "
+                   f"{fmt(plain['spread_p99_ms'], '.2f')} ms; RSS/conn {fmt(gql['rss_per_conn_kib'], '.2f')} vs "
+                   f"{fmt(plain['rss_per_conn_kib'], '.2f')} KiB; wire bytes/update {fmt(per_update(gql), '.0f')} vs "
+                   f"{fmt(per_update(plain), '.0f')}; lost {gql['lost']:,} vs {plain['lost']:,}, dropped "
+                   f"{gql['dropped']:,} vs {plain['dropped']:,}; GraphQL errors {gql['gql_errors']:,}"
+                   f" ({gql.get('graphql_handler', '?')} handler)")
+    return out
+
+
 def targets(rows: list[dict[str, Any]], holds: dict[tuple[str, str], dict[str, Any] | None],
             gil: dict[str, Any]) -> list[str]:
     out = []
@@ -540,6 +583,7 @@ def targets(rows: list[dict[str, Any]], holds: dict[tuple[str, str], dict[str, A
                 what = "ours / floor" if kind == "floor" else f"{kind} / ours"
                 out.append(f"- CPU per message at 10,000 plain clients, {what}: {ratio:.2f}x (target {word} {want}x)")
     out += deflate_targets(rows)
+    out += graphql_targets(rows)
     for (kind, mode), r in holds.items():
         if r:
             out.append(f"- {LABELS.get(kind, kind)}, {mode} clients: held {r['clients']:,} for {r['window_s']:.0f} s, "
@@ -578,12 +622,23 @@ def capture_snapshot(ctx: Context) -> Path:
     return ctx.snapshot
 
 
+def run_modes(kind: str, modes: list[str], graphql: bool) -> list[str]:
+    """The client modes of kind's runs at one N: with graphql, ours's GraphQL run comes right
+    after its plain one, so the two compared rows are neighbours in time (the host's load drifts)."""
+    if not graphql or kind != "ours" or "graphql" in modes:
+        return modes
+    at = modes.index("plain") + 1 if "plain" in modes else len(modes)
+    return modes[:at] + ["graphql"] + modes[at:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N = 100 and 1,000 only, 5 s windows, no hold runs")
     parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS), help="comma list of " + ",".join(SERVERS)
                         + " (and python-broadcast)")
     parser.add_argument("--modes", default=",".join(MODES), help="clients: comma list of " + ",".join(LOADGEN_FLAGS))
+    parser.add_argument("--graphql", action=argparse.BooleanOptionalAction, default=True,
+                        help="ours also with GraphQL clients, right after its plain run at each N, and in the GIL run")
     parser.add_argument("--hold-modes", default="deflate",
                         help="clients of the hold runs (plain was held at 19,900 before deflate existed)")
     parser.add_argument("--timeline", action="store_true",
@@ -629,7 +684,7 @@ def main() -> int:
     try:
         for kind in kinds:
             for n in ns:
-                for mode in modes:
+                for mode in run_modes(kind, modes, args.graphql):
                     log(f"[{time.monotonic() - started:5.0f} s] {kind} N={n:,} {mode}")
                     tl = OUT / f"timeline-{kind}-{n}-{mode}" if args.timeline else None
                     r = run_load(kind, n, args.window, ctx, mode=mode, timeline=tl)
@@ -651,12 +706,15 @@ def main() -> int:
                             holds[kind, mode] = r
                             break
         if args.gil_busy > 0:
-            for kind in [k for k in ("ours", "python") if k in kinds]:
-                log(f"[{time.monotonic() - started:5.0f} s] GIL {kind}: main thread busy {args.gil_busy:.0f} s")
-                r = run_load(kind, 10, args.gil_busy + 5 * args.interval + 2, ctx, busy=args.gil_busy,
+            gil_runs = [(k, k, "plain") for k in ("ours", "python") if k in kinds]
+            if args.graphql and "ours" in kinds:
+                gil_runs.insert(1, ("ours-graphql", "ours", "graphql"))
+            for name, kind, mode in gil_runs:
+                log(f"[{time.monotonic() - started:5.0f} s] GIL {name}: main thread busy {args.gil_busy:.0f} s")
+                r = run_load(kind, 10, args.gil_busy + 5 * args.interval + 2, ctx, mode=mode, busy=args.gil_busy,
                              busy_at=2.0)
                 r.update(interval=args.interval, busy_s=args.gil_busy, gil=True)
-                gil[kind] = r
+                gil[name] = r
                 log(f"  longest gap {r['max_gap_ms']:.0f} ms")
     finally:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -677,10 +735,11 @@ def main() -> int:
     if gil:
         print("\nGIL: 10 clients; the server process's main thread runs pure Python for "
               f"{args.gil_busy:.0f} s inside the window\n")
-        print("| server | interval (ms) | longest gap between updates (ms) | updates in window |")
-        print("|---|---:|---:|---:|")
+        print("| server | interval (ms) | longest gap between updates (ms) | updates in window | lost |")
+        print("|---|---:|---:|---:|---:|")
         for kind, r in gil.items():
-            print(f"| {LABELS[kind]} | {r['interval'] * 1000:.0f} | {r['max_gap_ms']:.0f} | {r['ticks']} |")
+            print(f"| {LABELS[kind]} | {r['interval'] * 1000:.0f} | {r['max_gap_ms']:.0f} | {r['ticks']} "
+                  f"| {r['lost']:,} |")
     print("\nTargets:\n")
     print("\n".join(targets(rows, holds, gil)))
     print(f"\ntotal time {time.monotonic() - started:.0f} s")
