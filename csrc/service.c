@@ -312,8 +312,12 @@ void service_drain_mailbox(struct service *svc)
     int stop = svc->stop_requested;
     pthread_mutex_unlock(&svc->lock);
 
-    if (s && svc->cfg.role == SB_ROLE_PUBLISHER)
+    /* The append goes out before this server's own fan-out, which takes milliseconds at
+     * thousands of clients: the edges' clients then get the tick about when these do. */
+    if (s && svc->cfg.role == SB_ROLE_PUBLISHER) {
         redis_publisher_push(&svc->publisher, s);
+        redis_publisher_flush(&svc->publisher);
+    }
     if (s)
         svc->counters.conflated_updates +=
             fanout_publish(&svc->fan, s, svc->sessions, !svc->stopping);
