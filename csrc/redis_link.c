@@ -224,6 +224,17 @@ int redis_link_command(struct redis_link *l, redisCallbackFn *fn, void *privdata
     return redisAsyncCommandArgv(l->ac, fn, privdata, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
 }
 
+void redis_link_flush(struct redis_link *l)
+{
+    /* Only once set up: on a context still connecting, hiredis' write handler would take a
+     * connect(2) in progress for done.  A kill pending means the connection is being given up. */
+    if (!l->ac || !l->ready || ev_is_active(&l->kill))
+        return;
+    /* A partial write leaves the write watcher started, an error frees the context (on_disconnect
+     * clears l->ac); either way nothing here touches the context after the call. */
+    redisAsyncHandleWrite(l->ac);
+}
+
 void redis_link_fail(struct redis_link *l, const char *why)
 {
     if (!l->ac)

@@ -83,6 +83,14 @@ void redis_link_start(struct redis_link *l);
 int redis_link_command(struct redis_link *l, redisCallbackFn *fn, void *privdata, int argc,
                        const char **argv, const size_t *argvlen);
 
+/* Write what the commands sent so far have buffered now, instead of on the loop's next pass
+ * (hiredis only buffers a command; its write watcher sends it after the pass that queued it, which
+ * on a publisher is after the whole fan-out to its own clients).  Does nothing unless the link is
+ * ready and not being given up.  A write error takes the normal disconnect path at once: pending
+ * replies are called back with NULL, then on_lost, and the backoff begins.  Never call it from a
+ * hiredis callback (hiredis frees the context inside it on an error). */
+void redis_link_flush(struct redis_link *l);
+
 /* Give up the current connection (a command took too long, a reply made no sense): it is freed
  * from the loop shortly (never inside a hiredis callback), then the backoff begins. */
 void redis_link_fail(struct redis_link *l, const char *why);

@@ -452,6 +452,11 @@ void redis_publisher_push(struct redis_publisher *p, struct snapshot *s)
     kick(p);
 }
 
+void redis_publisher_flush(struct redis_publisher *p)
+{
+    redis_link_flush(&p->link);
+}
+
 void redis_publisher_status(const struct redis_publisher *p, struct redis_status *out)
 {
     memset(out, 0, sizeof(*out));

@@ -85,6 +85,11 @@ int redis_publisher_start(struct redis_publisher *p, struct ev_loop *loop,
 /* Queue s (a new reference is taken) for appending after what is queued. */
 void redis_publisher_push(struct redis_publisher *p, struct snapshot *s);
 
+/* Send what push queued now (see redis_link_flush): called after push and before the fan-out to
+ * this server's own clients, so that the edges' copy does not wait for that fan-out.  Not from a
+ * hiredis callback. */
+void redis_publisher_flush(struct redis_publisher *p);
+
 /* The figures of /healthz and /metrics. */
 void redis_publisher_status(const struct redis_publisher *p, struct redis_status *out);
 

@@ -328,6 +328,16 @@ void service_drain_mailbox(struct service *svc)
     svc->commands = svc->commands_tail = NULL;
     pthread_mutex_unlock(&svc->lock);
 
+    /* The append goes out before this server's own fan-out, which takes milliseconds at
+     * thousands of clients: the edges' clients then get the tick about when these do. */
+    if (s && svc->cfg.role == SB_ROLE_PUBLISHER) {
+        redis_publisher_push(&svc->publisher, s);
+        redis_publisher_flush(&svc->publisher);
+    }
+    if (s)
+        svc->counters.conflated_updates +=
+            fanout_publish(&svc->fan, s, svc->sessions, !svc->stopping);
+    /* After the tick: a burst of new GraphQL operations never delays the live ones' update. */
     while (commands) {
         struct gql_command *cmd = commands;
         commands = cmd->next;
@@ -336,12 +346,6 @@ void service_drain_mailbox(struct service *svc)
         else
             gql_apply_command(svc, cmd);
     }
-
-    if (s && svc->cfg.role == SB_ROLE_PUBLISHER)
-        redis_publisher_push(&svc->publisher, s);
-    if (s)
-        svc->counters.conflated_updates +=
-            fanout_publish(&svc->fan, s, svc->sessions, !svc->stopping);
     if (stop && !svc->stopping)
         begin_shutdown(svc);
 }
