@@ -151,6 +151,14 @@ static int graphql_begin(struct http_session *hs, struct lws *wsi, struct servic
         return answer_now(wsi, 405, "allow:", "GET, POST", "method not allowed\n", 0);
     if (!host_allowed_counted(wsi, svc))
         return answer_now(wsi, 403, NULL, NULL, "host not allowed\n", 0);
+    /* The WebSocket upgrade's Origin policy: a page of another origin gets no data this way
+     * either (no CORS headers are ever sent, so a browser shows it no answer anyway). */
+    char shown[128];
+    if (!handshake_origin_allowed(wsi, svc->cfg.allowed_origins, svc->cfg.n_allowed_origins, shown,
+                                  sizeof(shown))) {
+        svc->counters.rejected_origin++;
+        return answer_now(wsi, 403, NULL, NULL, "origin not allowed\n", 0);
+    }
     if (svc->n_http_waiting >= HTTP_GRAPHQL_MAX_WAITING)
         return answer_now(wsi, 503, "retry-after:", "1", "too many GraphQL requests at once\n", 0);
     if (!post)

@@ -196,3 +196,14 @@ async def test_gql_fetches_the_schema_by_introspection(server) -> None:
         result = await session.execute(GraphQLRequest("{ topSkills(limit: 1) { skillName } }"))
     assert result["topSkills"][0]["skillName"] == EXPECTED_ORDER[0]
     assert client.schema is not None and set(client.schema.subscription_type.fields) == {"metricsUpdate"}
+
+
+async def test_http_applies_the_origin_policy(server_factory) -> None:
+    server = await server_factory(allowed_origins=["https://dash.example"])
+    body = {"query": "{ topSkills { skillName } }"}
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(http_url(server), json=body, headers={"Origin": "https://evil.example"})
+        allowed = await http.post(http_url(server), json=body, headers={"Origin": "https://dash.example"})
+        no_origin = await http.post(http_url(server), json=body)  # not a browser: auth guards those
+    assert refused.status_code == 403
+    assert allowed.status_code == 200 and no_origin.status_code == 200
