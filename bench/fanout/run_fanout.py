@@ -32,8 +32,8 @@ floor and Node send), then, for each server in turn and a fresh server process p
 Then the largest N each server holds for 60 s with each kind of client (descending ladder, first
 success wins) and the
 GIL benchmark (a main thread busy in pure Python for 5 s inside our server's process, with plain
-and with GraphQL clients, and inside the pure-Python server's).  Prints Markdown tables and writes every raw figure to
-bench/.data/fanout/results-<time>.json.  All traffic stays on 127.0.0.0/8.
+and with GraphQL clients, and inside the pure-Python server's).  Prints Markdown tables and
+writes every raw figure to bench/.data/fanout/results-<time>.json.  All traffic stays on 127.0.0.0/8.
 """
 
 from __future__ import annotations
