@@ -62,7 +62,8 @@ bench-scale: setup
 	$(PY) bench/scale_bench.py $(ARGS)
 
 ## The fan-out benchmark of docs/PERFORMANCE.md: ours, pure-Python, Node ws and a C floor, each with plain and
-## permessage-deflate clients of one C load generator (about 15 minutes; ARGS=--quick for a short smoke run).
+## permessage-deflate clients of one C load generator, ours also with GraphQL clients (about 15 minutes;
+## ARGS=--quick for a short smoke run).
 bench-fanout: setup
 	$(PY) bench/fanout/run_fanout.py $(ARGS)
 

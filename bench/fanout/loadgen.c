@@ -89,7 +89,7 @@ struct conn {
     uint8_t opcode;            /* of the current frame */
     uint8_t fin;
     uint8_t msg_is_data;       /* a data message (text/binary) is in progress */
-    uint8_t scan;              /* 0: seek the type (scan_pattern), 1: seek `"seq":`, 2: digits, 3: done */
+    uint8_t scan;              /* 0: seek P_TYPE/P_GQL_TYPE, 1: seek `"seq":`, 2: digits, 3: done */
     uint8_t kind_next;         /* --graphql: the next byte is the first of the message's type */
     uint8_t kind;              /* --graphql: that byte ('n' next, 'c' connection_ack/complete...) */
     uint8_t gql_phase;         /* --graphql: G_INIT_SENT until connection_ack, then G_SUBSCRIBED */

@@ -32,8 +32,8 @@ floor and Node send), then, for each server in turn and a fresh server process p
 Then the largest N each server holds for 60 s with each kind of client (descending ladder, first
 success wins) and the
 GIL benchmark (a main thread busy in pure Python for 5 s inside our server's process, with plain
-and with GraphQL clients, and inside the pure-Python server's).  Prints Markdown tables and writes every raw figure to
-bench/.data/fanout/results-<time>.json.  All traffic stays on 127.0.0.0/8.
+and with GraphQL clients, and inside the pure-Python server's).  Prints Markdown tables and
+writes every raw figure to bench/.data/fanout/results-<time>.json.  All traffic stays on 127.0.0.0/8.
 """
 
 from __future__ import annotations
@@ -302,12 +302,14 @@ def run_load(kind: str, n: int, window: float, ctx: Context, *, mode: str = "pla
         time.sleep(ctx.interval * 1.5)  # a tick or so with nobody connected
         idle = sample(srv.p.pid)
         k = max(1, math.ceil(n / ctx.shard_max))
+        # GraphQL subscribes are validated one by one on the server's asyncio thread first
+        warmup = 120 if mode == "graphql" else 30
         sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
         for i, size in enumerate(sizes):
             cmd = [str(ctx.bins["loadgen"]), "--host", "127.0.0.1", "--port", str(port), "--clients", str(size),
                    "--interval", str(ctx.interval), "--duration", str(window), "--coordinated",
                    "--grace", str(max(2.0, 2 * ctx.interval)), "--setup-timeout", str(setup_timeout),
-                   "--warmup-timeout", "30", "--source-base", str(1 + i * 10), "--label", f"{kind}-{n}-{i}"]
+                   "--warmup-timeout", str(warmup), "--source-base", str(1 + i * 10), "--label", f"{kind}-{n}-{i}"]
             cmd += LOADGEN_FLAGS[mode]
             cmd += ["--timeline", f"{timeline or OUT / 'arrivals'}-{i}.txt"]
             shards.append(Proc(cmd, LOADGEN_CPU, None, OUT / "loadgen.stderr.log"))
