@@ -163,7 +163,6 @@ class Proc:
                                   stderr=self.stderr_file, preexec_fn=_pinned(cpu), env=env,
                                   cwd=ROOT, text=True, bufsize=1)
         self.lines: queue.Queue[str | None] = queue.Queue()
-        self.banner = ""  # a server's LISTENING line
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
@@ -275,16 +274,11 @@ def start_server(kind: str, ctx: Context) -> tuple[Proc, int]:
     cmd, env = server_cmd(kind, port, ctx)
     srv = Proc(cmd, SERVER_CPU, env, OUT / f"{kind}.stderr.log")
     try:
-        srv.banner = srv.expect("LISTENING", 60)
+        srv.expect("LISTENING", 60)
     except Exception:
         srv.kill()
         raise
     return srv, port
-
-
-def graphql_handler(banner: str) -> str:
-    """Which GraphQL handler ours_server.py ran: "handler" (the package's) or "stand-in"."""
-    return next((w.split("=", 1)[1] for w in banner.split() if w.startswith("graphql=")), "?")
 
 
 # ---- one measured run --------------------------------------------------------------------------
@@ -349,15 +343,12 @@ def run_load(kind: str, n: int, window: float, ctx: Context, *, mode: str = "pla
             line = s.expect("{", window + 120)
             results.append(json.loads(line))
         alive = srv.p.poll() is None
-        banner = srv.banner
     finally:
         for s in shards:
             s.kill()
         srv.stop()
     out = summarize(kind, n, window, ready, results, idle, u0, u1, start, end, alive)
     out["mode"] = mode
-    if mode == "graphql":
-        out["graphql_handler"] = graphql_handler(banner)
     out.update(stall_free_spreads([Path(f"{timeline or OUT / 'arrivals'}-{i}.txt") for i in range(len(shards))],
                                   start, end))
     out["cpu_peak_1s"] = max(per_second, default=0.0)
@@ -495,8 +486,6 @@ def table(rows: list[dict[str, Any]]) -> str:
             out.append(f"| {who} | {r['clients']:,} | - | - | - | - | - | - | - | - "
                        f"| - | - | - | {r['failed']:,} (setup) |")
             continue
-        if r.get("graphql_handler") == "stand-in":
-            who += " (stand-in GraphQL handler)"
         if not compression_ok(r):
             who += (f" (deflate agreed by {r['deflate_agreed']:,}, {r['inflate_errors']:,} inflate errors,"
                     f" {r['protocol_errors']:,} protocol errors)")
@@ -566,8 +555,7 @@ def graphql_targets(rows: list[dict[str, Any]]) -> list[str]:
                    f"{fmt(plain['spread_p99_ms'], '.2f')} ms; RSS/conn {fmt(gql['rss_per_conn_kib'], '.2f')} vs "
                    f"{fmt(plain['rss_per_conn_kib'], '.2f')} KiB; wire bytes/update {fmt(per_update(gql), '.0f')} vs "
                    f"{fmt(per_update(plain), '.0f')}; lost {gql['lost']:,} vs {plain['lost']:,}, dropped "
-                   f"{gql['dropped']:,} vs {plain['dropped']:,}; GraphQL errors {gql['gql_errors']:,}"
-                   f" ({gql.get('graphql_handler', '?')} handler)")
+                   f"{gql['dropped']:,} vs {plain['dropped']:,}; GraphQL errors {gql['gql_errors']:,}")
     return out
 
 
