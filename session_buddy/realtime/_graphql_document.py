@@ -257,6 +257,21 @@ def _parse(text: str, limits: DocumentLimits) -> DocumentNode:
     return document
 
 
+def _validate(document: DocumentNode) -> DocumentNode:
+    errors = validate(graphql_schema(), document)
+    if errors:
+        raise DocumentError(list(errors))
+    return document
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_document(query: str) -> DocumentNode:
+    """A document parsed, bounded and validated once per distinct text: a thousand dashboards
+    send the same subscription, and graphql-core never changes a document it is given.  Refused
+    documents are not kept (lru_cache keeps no exception), so hostile ones cannot fill it."""
+    return _validate(_parse(query, DEFAULT_LIMITS))
+
+
 def _operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode:
     operation = get_operation_ast(document, operation_name)
     if operation is not None:
@@ -277,10 +292,7 @@ def prepare(
     """Parse, bound, validate and coerce one request.  DocumentError when it cannot run;
     NotAQuery for a subscription when subscriptions is False (HTTP)."""
     schema = graphql_schema()
-    document = _parse(query, limits)
-    errors = validate(schema, document)
-    if errors:
-        raise DocumentError(list(errors))
+    document = _valid_document(query) if limits is DEFAULT_LIMITS else _validate(_parse(query, limits))
     operation = _operation(document, operation_name)
     if schema.get_root_type(operation.operation) is None:
         # graphql-core 3.3 validation says so already; 3.2 has no rule for it.
