@@ -15,7 +15,10 @@ the fan-out benchmark's DB (1,000,000 rows, 200 skills, cached under bench/.data
    seq: it covers the XADD, Redis, the edge's XREAD wake-up, its decode and its first frame
    written.  The last arrivals are compared too (both fan-outs complete).  Late in the window the
    holder is SIGKILLed; the failover gap is the longest time any edge client went without an
-   update (the load generator's max_gap_ms), and `lost` shows whether a seq was skipped.
+   update (the load generator's max_gap_ms), and `lost` shows whether a seq was skipped.  The run
+   is made once per --hop-arrival: arrivals as the load generators read them, and as the kernel
+   received them (SO_TIMESTAMPNS: when the server wrote the frame), which leaves out the time a
+   load generator waited for one of the two CPUs that it shares with three servers and Redis.
 2. CPU per message: for N in --clients and plain and permessage-deflate clients, a fresh
    standalone server, then a fresh edge (fed by one publisher without clients), each pinned to
    CPU 0 with the load generator on CPU 1 and the publisher and Redis on CPU 1 too.  The measured
@@ -152,7 +155,7 @@ def settle(proc: fo.Proc, timeout: float = 90.0) -> None:
 
 
 def start_shards(bench: Bench, port: int, n: int, mode: str, window: float, interval: float, cpu: int,
-                 label: str, source_base: int) -> list[fo.Proc]:
+                 label: str, source_base: int, extra: tuple[str, ...] = ()) -> list[fo.Proc]:
     k = max(1, math.ceil(n / bench.shard_max))
     sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
     shards = []
@@ -161,7 +164,7 @@ def start_shards(bench: Bench, port: int, n: int, mode: str, window: float, inte
                "--interval", str(interval), "--duration", str(window), "--coordinated",
                "--grace", str(max(2.0, 2 * interval)), "--setup-timeout", "240", "--warmup-timeout", "30",
                "--source-base", str(source_base + i * 10), "--label", f"{label}-{i}"]
-        shards.append(fo.Proc(cmd + fo.LOADGEN_FLAGS[mode], cpu, None, OUT / "loadgen.stderr.log"))
+        shards.append(fo.Proc(cmd + fo.LOADGEN_FLAGS[mode] + list(extra), cpu, None, OUT / "loadgen.stderr.log"))
     return shards
 
 
@@ -195,7 +198,13 @@ def first_last(results: list[dict]) -> dict[int, tuple[int, int]]:
 # ---- 1. hop and failover ------------------------------------------------------------------------
 
 
-def hop_and_failover(bench: Bench, n: int, interval: float, hop_s: float, failover_s: float) -> dict[str, Any]:
+def hop_and_failover(bench: Bench, n: int, interval: float, hop_s: float, failover_s: float,
+                     arrival: str) -> dict[str, Any]:
+    """arrival "read": when each load generator read an update; "kernel": when the kernel received
+    it (loadgen --kernel-ts; on loopback, when the server wrote it).  Two load generators share
+    the two CPUs with three servers and Redis here, so the read times also hold each load
+    generator's wait for a CPU; the kernel times measure the servers alone."""
+    extra = ("--kernel-ts",) if arrival == "kernel" else ()
     redis = start_redis(bench)
     procs: list[fo.Proc] = []
     shards: list[fo.Proc] = []
@@ -210,8 +219,8 @@ def hop_and_failover(bench: Bench, n: int, interval: float, hop_s: float, failov
         holder_cpu = SERVER_CPU if holder == 0 else OTHER_CPU
         window = hop_s + failover_s
         on_holder = start_shards(bench, pubs[holder][1], n, "plain", window, interval, 1 - holder_cpu,
-                                 "holder", 1)
-        on_edge = start_shards(bench, edge_port, n, "plain", window, interval, SERVER_CPU, "edge", 101)
+                                 "holder", 1, extra)
+        on_edge = start_shards(bench, edge_port, n, "plain", window, interval, SERVER_CPU, "edge", 101, extra)
         shards = on_holder + on_edge
         _ready, start, end = go(shards, interval, window)
         time.sleep(max(0.0, (start - time.monotonic_ns()) / 1e9) + hop_s)
@@ -232,7 +241,7 @@ def hop_and_failover(bench: Bench, n: int, interval: float, hop_s: float, failov
     hop_last = [(edge_ticks[s][1] - pub_ticks[s][1]) / 1e6 for s in both]
     after = sorted(t[0] for s, t in edge_ticks.items() if start <= t[0] < end)
     return {
-        "clients": n, "interval": interval, "matched": len(both),
+        "clients": n, "interval": interval, "arrival": arrival, "matched": len(both),
         "hop_first_p50_ms": fo.pct(hop_first, 50), "hop_first_p99_ms": fo.pct(hop_first, 99),
         "hop_first_max_ms": max(hop_first, default=None),
         "hop_last_p50_ms": fo.pct(hop_last, 50), "hop_last_p99_ms": fo.pct(hop_last, 99),
@@ -341,20 +350,30 @@ def cpu_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def hop_lines(h: dict[str, Any]) -> list[str]:
-    return [
-        f"| clients (each side) | interval (s) | updates matched | hop p50, first arrival (ms) "
+def hop_lines(hops: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "| arrival time | clients (each side) | interval (s) | updates matched | hop p50, first arrival (ms) "
         "| hop p99, first (ms) | hop max, first (ms) | hop p50, last arrival (ms) | hop p99, last (ms) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {h['clients']:,} | {h['interval']} | {h['matched']} | {fo.fmt(h['hop_first_p50_ms'], '.2f')} "
-        f"| {fo.fmt(h['hop_first_p99_ms'], '.2f')} | {fo.fmt(h['hop_first_max_ms'], '.2f')} "
-        f"| {fo.fmt(h['hop_last_p50_ms'], '.2f')} | {fo.fmt(h['hop_last_p99_ms'], '.2f')} |",
-        "",
-        f"Failover (SIGKILL of the holder): longest gap on an edge client {h['failover_gap_ms']:.0f} ms "
-        f"(between first arrivals {h['failover_gap_first_ms']:.0f} ms), target <= {3000 + h['interval'] * 1000:.0f} ms; "
-        f"standby took over: {h['standby_took_over']}; edge clients: {h['edge_lost']} seqs lost, "
-        f"{h['edge_dropped']} dropped, {h['edge_failed']} failed; seqs {h['edge_seqs'][0]}..{h['edge_seqs'][1]}",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for h in hops:
+        out.append(
+            f"| {ARRIVALS[h['arrival']]} | {h['clients']:,} | {h['interval']} | {h['matched']} "
+            f"| {fo.fmt(h['hop_first_p50_ms'], '.2f')} | {fo.fmt(h['hop_first_p99_ms'], '.2f')} "
+            f"| {fo.fmt(h['hop_first_max_ms'], '.2f')} | {fo.fmt(h['hop_last_p50_ms'], '.2f')} "
+            f"| {fo.fmt(h['hop_last_p99_ms'], '.2f')} |")
+    out.append("")
+    for h in hops:
+        out.append(
+            f"Failover ({ARRIVALS[h['arrival']]}; SIGKILL of the holder): longest gap on an edge client "
+            f"{h['failover_gap_ms']:.0f} ms (between first arrivals {h['failover_gap_first_ms']:.0f} ms), target <= "
+            f"{3000 + h['interval'] * 1000:.0f} ms; standby took over: {h['standby_took_over']}; edge clients: "
+            f"{h['edge_lost']} seqs lost, {h['edge_dropped']} dropped, {h['edge_failed']} failed; "
+            f"seqs {h['edge_seqs'][0]}..{h['edge_seqs'][1]}")
+    return out
+
+
+ARRIVALS = {"read": "read by the client", "kernel": "received by the kernel"}
 
 
 def plan(rows: list[dict], interval: float, total: int = 1_000_000) -> list[str]:
@@ -401,6 +420,9 @@ def main() -> int:
     ap.add_argument("--hop-interval", type=float, default=0.1, help="tick interval of the hop/failover run, s")
     ap.add_argument("--hop-seconds", type=float, default=30.0, help="hop part of the window, s")
     ap.add_argument("--failover-seconds", type=float, default=10.0, help="window left after the SIGKILL, s")
+    ap.add_argument("--hop-arrival", default="read,kernel",
+                    help="arrival times of the hop runs, one run each: read (when the load generator read "
+                         "an update), kernel (when the kernel received it: when the server wrote it)")
     ap.add_argument("--clients", default="1000,10000", help="N values of the CPU runs")
     ap.add_argument("--modes", default="plain,deflate", help="clients of the CPU runs: " + ",".join(fo.MODES))
     ap.add_argument("--window", type=float, default=10.0, help="window of each CPU run, s")
@@ -410,6 +432,8 @@ def main() -> int:
     ap.add_argument("--skills", type=int, default=200)
     ap.add_argument("--days", type=int, default=30)
     args = ap.parse_args()
+    if not set(args.hop_arrival.split(",")) <= set(ARRIVALS):
+        ap.error("--hop-arrival takes read, kernel")
     if args.quick:
         args.hop_clients, args.hop_seconds, args.failover_seconds = 100, 5.0, 8.0
         args.clients, args.window = "100", 5.0
@@ -427,9 +451,12 @@ def main() -> int:
     raw: dict[str, Any] = {"argv": sys.argv, "nofile": nofile}
     try:
         if "hop" not in skip:
-            log(f"hop and failover: {args.hop_clients:,} clients a side, interval {args.hop_interval} s")
-            raw["hop"] = hop_and_failover(bench, args.hop_clients, args.hop_interval, args.hop_seconds,
-                                          args.failover_seconds)
+            raw["hop"] = []
+            for arrival in [a for a in args.hop_arrival.split(",") if a]:
+                log(f"hop and failover: {args.hop_clients:,} clients a side, interval {args.hop_interval} s, "
+                    f"arrival {arrival}")
+                raw["hop"].append(hop_and_failover(bench, args.hop_clients, args.hop_interval, args.hop_seconds,
+                                                   args.failover_seconds, arrival))
         if "cpu" not in skip:
             raw["cpu"] = cpu_runs(bench, ns, modes, args.window, args.interval)
     finally:

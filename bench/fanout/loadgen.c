@@ -39,6 +39,10 @@
  * --timeline FILE writes one line per update received inside the window, "seq conn t_ns"
  * (connections in the order they were opened), for per-tick arrival timelines.
  *
+ * An arrival's time is when this process read the data (one clock read per epoll wake-up), or
+ * with --kernel-ts when the kernel received it (SO_TIMESTAMPNS; on loopback, when the server
+ * wrote it), which leaves out the time the load generator waited for a CPU before reading.
+ *
  * The last stdout line is one JSON object.  Messages lost = gaps in a connection's seq
  * sequence; dropped = connections the server closed after the handshake; failed = never
  * established.  Pings are answered with pongs.
@@ -141,7 +145,11 @@ static struct {
     const char *timeline;
     int verify_all;
     int graphql;
-} opt = {"127.0.0.1", 0, 100, 10.0, 1.0, 0, 1, 100, 180.0, 30.0, 2.0, 0, 0, "", 0, NULL, 0, 0};
+    int kernel_ts;             /* arrival = the kernel's receive time of the data (SO_TIMESTAMPNS) */
+} opt = {"127.0.0.1", 0, 100, 10.0, 1.0, 0, 1, 100, 180.0, 30.0, 2.0, 0, 0, "", 0, NULL, 0, 0, 0};
+
+/* CLOCK_REALTIME minus CLOCK_MONOTONIC, taken once: kernel receive timestamps are realtime. */
+static int64_t realtime_offset_ns;
 
 static struct conn *conns;
 static struct tick ticks[TICK_RING];
@@ -637,6 +645,8 @@ static void start_connect(int i)
     }
     setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (opt.kernel_ts)
+        setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)(opt.source_base + i % opt.sources));
     inet_pton(AF_INET, opt.host, &dst.sin_addr);
     dst.sin_port = htons((uint16_t)opt.port);
@@ -838,10 +848,35 @@ static void on_handshake_data(int i, int64_t t)
 
 static uint8_t rbuf[READ_BUF];
 
+/* read(), or with --kernel-ts recvmsg(), whose SCM_TIMESTAMPNS replaces *t with the time the
+ * kernel received the data (on loopback: when the server wrote it), so that an arrival does not
+ * include the time this process waited for a CPU before reading. */
+static ssize_t read_data(int fd, int64_t *t)
+{
+    if (!opt.kernel_ts)
+        return read(fd, rbuf, sizeof(rbuf));
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {rbuf, sizeof(rbuf)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof(control.buf)};
+    ssize_t r = recvmsg(fd, &msg, 0);
+    for (struct cmsghdr *cm = r > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+            *t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - realtime_offset_ns;
+        }
+    }
+    return r;
+}
+
 static void on_readable(int i, int64_t t)
 {
     struct conn *c = &conns[i];
-    ssize_t r = read(c->fd, rbuf, sizeof(rbuf));
+    ssize_t r = read_data(c->fd, &t);
     if (r > 0) {
         if (t >= t_win_start && t < t_win_end)
             bytes_window += (uint64_t)r;
@@ -948,7 +983,7 @@ static void usage(void)
             "               [--interval S] [--sources K] [--inflight M] [--setup-timeout S]\n"
             "               [--warmup-timeout S] [--grace S] [--marks] [--label TEXT]\n"
             "               [--deflate | --deflate-takeover | --graphql] [--verify-all]\n"
-            "               [--timeline FILE]\n");
+            "               [--timeline FILE] [--kernel-ts]\n");
     exit(2);
 }
 
@@ -964,7 +999,7 @@ static void parse_args(int argc, char **argv)
         {"coordinated", no_argument, 0, 'c'},        {"source-base", required_argument, 0, 'b'},
         {"deflate", no_argument, 0, 'z'},            {"deflate-takeover", no_argument, 0, 'Z'},
         {"timeline", required_argument, 0, 't'},       {"verify-all", no_argument, 0, 'V'},
-        {"graphql", no_argument, 0, 'G'},
+        {"graphql", no_argument, 0, 'G'},          {"kernel-ts", no_argument, 0, 'K'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -989,6 +1024,7 @@ static void parse_args(int argc, char **argv)
         case 't': opt.timeline = optarg; break;
         case 'V': opt.verify_all = 1; break;
         case 'G': opt.graphql = 1; break;
+        case 'K': opt.kernel_ts = 1; break;
         default: usage();
         }
     }
@@ -998,10 +1034,14 @@ static void parse_args(int argc, char **argv)
         fprintf(stderr, "loadgen: need --port, positive counts, and a 127.x.x.x --host\n");
         usage();
     }
-    if (opt.graphql && opt.deflate) { /* the server declines deflate on graphql-transport-ws */
+    if (opt.graphql && opt.deflate) { /* GraphQL frames are sent uncompressed (GRAPHQL.md) */
         fprintf(stderr, "loadgen: --graphql takes no --deflate\n");
         usage();
     }
+    struct timespec rt, mono;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    realtime_offset_ns = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
     if (opt.sources <= 0)
         opt.sources = opt.n / 20000 + 1; /* < 28k ephemeral ports per source address */
     if (opt.source_base < 1 || opt.source_base > 254)
