@@ -19,6 +19,9 @@ the fan-out benchmark's DB (1,000,000 rows, 200 skills, cached under bench/.data
    is made once per --hop-arrival: arrivals as the load generators read them, and as the kernel
    received them (SO_TIMESTAMPNS: when the server wrote the frame), which leaves out the time a
    load generator waited for one of the two CPUs that it shares with three servers and Redis.
+   The hop run's load generators run at nice 19 (--hop-loadgen-nice): they stand in for clients
+   on other machines, and at normal priority the holder's clients, reading 1,000 frames a tick,
+   keep Redis and the edge from the CPU they share for milliseconds.
 2. CPU per message: for N in --clients and plain and permessage-deflate clients, a fresh
    standalone server, then a fresh edge (fed by one publisher without clients), each pinned to
    CPU 0 with the load generator on CPU 1 and the publisher and Redis on CPU 1 too.  The measured
@@ -155,12 +158,12 @@ def settle(proc: fo.Proc, timeout: float = 90.0) -> None:
 
 
 def start_shards(bench: Bench, port: int, n: int, mode: str, window: float, interval: float, cpu: int,
-                 label: str, source_base: int, extra: tuple[str, ...] = ()) -> list[fo.Proc]:
+                 label: str, source_base: int, extra: tuple[str, ...] = (), nice: int = 0) -> list[fo.Proc]:
     k = max(1, math.ceil(n / bench.shard_max))
     sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
     shards = []
     for i, size in enumerate(sizes):
-        cmd = [str(bench.bins["loadgen"]), "--host", "127.0.0.1", "--port", str(port), "--clients", str(size),
+        cmd = (["nice", "-n", str(nice)] if nice else []) + [str(bench.bins["loadgen"]), "--host", "127.0.0.1", "--port", str(port), "--clients", str(size),
                "--interval", str(interval), "--duration", str(window), "--coordinated",
                "--grace", str(max(2.0, 2 * interval)), "--setup-timeout", "240", "--warmup-timeout", "30",
                "--source-base", str(source_base + i * 10), "--label", f"{label}-{i}"]
@@ -199,7 +202,7 @@ def first_last(results: list[dict]) -> dict[int, tuple[int, int]]:
 
 
 def hop_and_failover(bench: Bench, n: int, interval: float, hop_s: float, failover_s: float,
-                     arrival: str) -> dict[str, Any]:
+                     arrival: str, nice: int) -> dict[str, Any]:
     """arrival "read": when each load generator read an update; "kernel": when the kernel received
     it (loadgen --kernel-ts; on loopback, when the server wrote it).  Two load generators share
     the two CPUs with three servers and Redis here, so the read times also hold each load
@@ -219,8 +222,8 @@ def hop_and_failover(bench: Bench, n: int, interval: float, hop_s: float, failov
         holder_cpu = SERVER_CPU if holder == 0 else OTHER_CPU
         window = hop_s + failover_s
         on_holder = start_shards(bench, pubs[holder][1], n, "plain", window, interval, 1 - holder_cpu,
-                                 "holder", 1, extra)
-        on_edge = start_shards(bench, edge_port, n, "plain", window, interval, SERVER_CPU, "edge", 101, extra)
+                                 "holder", 1, extra, nice)
+        on_edge = start_shards(bench, edge_port, n, "plain", window, interval, SERVER_CPU, "edge", 101, extra, nice)
         shards = on_holder + on_edge
         _ready, start, end = go(shards, interval, window)
         time.sleep(max(0.0, (start - time.monotonic_ns()) / 1e9) + hop_s)
@@ -241,7 +244,7 @@ def hop_and_failover(bench: Bench, n: int, interval: float, hop_s: float, failov
     hop_last = [(edge_ticks[s][1] - pub_ticks[s][1]) / 1e6 for s in both]
     after = sorted(t[0] for s, t in edge_ticks.items() if start <= t[0] < end)
     return {
-        "clients": n, "interval": interval, "arrival": arrival, "matched": len(both),
+        "clients": n, "interval": interval, "arrival": arrival, "loadgen_nice": nice, "matched": len(both),
         "hop_first_p50_ms": fo.pct(hop_first, 50), "hop_first_p99_ms": fo.pct(hop_first, 99),
         "hop_first_max_ms": max(hop_first, default=None),
         "hop_last_p50_ms": fo.pct(hop_last, 50), "hop_last_p99_ms": fo.pct(hop_last, 99),
@@ -420,6 +423,9 @@ def main() -> int:
     ap.add_argument("--hop-interval", type=float, default=0.1, help="tick interval of the hop/failover run, s")
     ap.add_argument("--hop-seconds", type=float, default=30.0, help="hop part of the window, s")
     ap.add_argument("--failover-seconds", type=float, default=10.0, help="window left after the SIGKILL, s")
+    ap.add_argument("--hop-loadgen-nice", type=int, default=19,
+                    help="nice value of the hop run's load generators (19: they take a CPU only when no "
+                         "server or Redis wants it, as clients on other machines would)")
     ap.add_argument("--hop-arrival", default="read,kernel",
                     help="arrival times of the hop runs, one run each: read (when the load generator read "
                          "an update), kernel (when the kernel received it: when the server wrote it)")
@@ -456,7 +462,7 @@ def main() -> int:
                 log(f"hop and failover: {args.hop_clients:,} clients a side, interval {args.hop_interval} s, "
                     f"arrival {arrival}")
                 raw["hop"].append(hop_and_failover(bench, args.hop_clients, args.hop_interval, args.hop_seconds,
-                                                   args.failover_seconds, arrival))
+                                                   args.failover_seconds, arrival, args.hop_loadgen_nice))
         if "cpu" not in skip:
             raw["cpu"] = cpu_runs(bench, ns, modes, args.window, args.interval)
     finally:
