@@ -266,6 +266,7 @@ class Context:
     interval: float
     nofile: int
     shard_max: int
+    kernel_ts: bool = False   # arrivals stamped by the kernel (loadgen --kernel-ts)
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -304,7 +305,7 @@ def run_load(kind: str, n: int, window: float, ctx: Context, *, mode: str = "pla
                    "--interval", str(ctx.interval), "--duration", str(window), "--coordinated",
                    "--grace", str(max(2.0, 2 * ctx.interval)), "--setup-timeout", str(setup_timeout),
                    "--warmup-timeout", str(warmup), "--source-base", str(1 + i * 10), "--label", f"{kind}-{n}-{i}"]
-            cmd += LOADGEN_FLAGS[mode]
+            cmd += LOADGEN_FLAGS[mode] + (["--kernel-ts"] if ctx.kernel_ts else [])
             cmd += ["--timeline", f"{timeline or OUT / 'arrivals'}-{i}.txt"]
             shards.append(Proc(cmd, LOADGEN_CPU, None, OUT / "loadgen.stderr.log"))
         ready = [json.loads(s.expect("READY", setup_timeout + 60).split(" ", 1)[1]) for s in shards]
@@ -627,6 +628,9 @@ def main() -> int:
     parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS), help="comma list of " + ",".join(SERVERS)
                         + " (and python-broadcast)")
     parser.add_argument("--modes", default=",".join(MODES), help="clients: comma list of " + ",".join(LOADGEN_FLAGS))
+    parser.add_argument("--arrival", choices=("read", "kernel"), default="read",
+                        help="an update's arrival time: when the load generator read it, or when the kernel "
+                             "received it (SO_TIMESTAMPNS: on loopback, when the server wrote it)")
     parser.add_argument("--graphql", action=argparse.BooleanOptionalAction, default=True,
                         help="ours also with GraphQL clients, right after its plain run at each N, and in the GIL run")
     parser.add_argument("--hold-modes", default="deflate",
@@ -659,6 +663,7 @@ def main() -> int:
     ensure_extension()
     db = prepare_db(args.rows, args.skills, args.days)
     ctx = Context(bins=bins, db=db, snapshot=OUT / "snapshot.json", interval=args.interval, nofile=nofile,
+                  kernel_ts=args.arrival == "kernel",
                   shard_max=min(10000, nofile - 256))
     capture_snapshot(ctx)
     snap_len = len(ctx.snapshot.read_bytes()) - 1
