@@ -501,7 +501,7 @@ int session_verify_token(struct session *s, const char *token, size_t len, const
     return 0;
 }
 
-/* Verify a token from one of the three sources; admit the client or close it 4001. */
+/* The auth message's token: admit the client, or close it 4001. */
 static void check_token(struct session *s, const char *token, size_t len, const char *source)
 {
     lws_sul_cancel(&s->auth_deadline);
@@ -526,58 +526,62 @@ static void auth_deadline_reached(lws_sorted_usec_list_t *sul)
     }
 }
 
-/* Authentication on: the handshake's token, or 5 s to send an auth message. */
-static void authenticate(struct session *s, struct lws *wsi)
+/* The handshake's token (Authorization header or ?token=), verified: 1 when it carried a valid
+ * one, 0 when it carried none, -1 when the connection is closing (a bad or over-long token gets
+ * the protocol's code; or no memory). */
+static int handshake_auth(struct session *s, struct lws *wsi)
 {
     char *token = malloc(HANDSHAKE_MAX_TOKEN);
     if (!token) {
         session_close_out_of_memory(s);
-        return;
+        return -1;
     }
-    int n = handshake_token(wsi, token, HANDSHAKE_MAX_TOKEN);
+    int rc = 0, n = handshake_token(wsi, token, HANDSHAKE_MAX_TOKEN);
     if (n < 0) {
         auth_failed(s, "Authorization header too long");
+        rc = -1;
     } else if (n > 0) {
-        check_token(s, token, (size_t)n, "handshake");
-    } else {
-        s->auth_pending = 1;
-        pending_restart(s->svc, wsi); /* the handshake is done; authentication has its own 5 s */
-        lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_deadline, auth_deadline_reached,
-                         AUTH_DEADLINE_US);
+        rc = session_verify_token(s, token, (size_t)n, "handshake") < 0 ? -1 : 1;
+        if (rc < 0)
+            session_close(s, s->gql ? SB_CLOSE_GQL_FORBIDDEN : SB_CLOSE_BAD_TOKEN);
     }
     memset(token, 0, HANDSHAKE_MAX_TOKEN);
     free(token);
+    return rc;
+}
+
+/* The handshake is done: the client's first message (auth, or connection_init) has its own 5 s. */
+static void start_auth_deadline(struct session *s, struct lws *wsi)
+{
+    pending_restart(s->svc, wsi);
+    lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_deadline, auth_deadline_reached,
+                     AUTH_DEADLINE_US);
+}
+
+/* Authentication on: the handshake's token, or 5 s to send an auth message. */
+static void authenticate(struct session *s, struct lws *wsi)
+{
+    int rc = handshake_auth(s, wsi);
+    if (rc > 0) {
+        admit(s);
+    } else if (rc == 0) {
+        s->auth_pending = 1;
+        start_auth_deadline(s, wsi);
+    }
 }
 
 /* A graphql-transport-ws connection: authenticated by its handshake's token, if it has one
  * (else connection_init's payload may carry it), and given 5 s to send connection_init. */
 static void start_graphql(struct session *s, struct lws *wsi)
 {
-    struct service *svc = s->svc;
     s->gql = calloc(1, sizeof(*s->gql));
     if (!s->gql) {
         session_close_out_of_memory(s);
         return;
     }
-    if (svc->cfg.jwt_secret) {
-        char *token = malloc(HANDSHAKE_MAX_TOKEN);
-        if (!token) {
-            session_close_out_of_memory(s);
-            return;
-        }
-        int n = handshake_token(wsi, token, HANDSHAKE_MAX_TOKEN);
-        if (n < 0)
-            auth_failed(s, "Authorization header too long");
-        else if (n > 0 && session_verify_token(s, token, (size_t)n, "handshake") < 0)
-            session_close(s, SB_CLOSE_GQL_FORBIDDEN);
-        memset(token, 0, HANDSHAKE_MAX_TOKEN);
-        free(token);
-        if (s->closing)
-            return;
-    }
-    pending_restart(svc, wsi); /* the handshake is done; connection_init has its own 5 s */
-    lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_deadline, auth_deadline_reached,
-                     AUTH_DEADLINE_US);
+    if (s->svc->cfg.jwt_secret && handshake_auth(s, wsi) < 0)
+        return;
+    start_auth_deadline(s, wsi);
 }
 
 static int is_graphql(struct lws *wsi)

@@ -19,7 +19,6 @@ from session_buddy.realtime._graphql_document import (
     PreparedQuery,
     PreparedSubscription,
     prepare,
-    schema_sdl,
 )
 from session_buddy.realtime._graphql_query import MetricsSource, ServerMetricsSource, execute_query
 from session_buddy.realtime._options import AnyLogger
@@ -27,7 +26,7 @@ from session_buddy.realtime._options import AnyLogger
 if TYPE_CHECKING:
     from session_buddy.realtime.server import RealTimeMetricsServer
 
-__all__ = ["GraphQLHandler", "http_answer", "operation_answer", "schema_sdl"]
+__all__ = ["GraphQLHandler", "http_answer", "operation_answer"]
 
 INTERNAL_ERROR = "Internal server error."
 
