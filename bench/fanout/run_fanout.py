@@ -216,16 +216,22 @@ class Usage:
     cpu_ns: int
     cpu_ticks: int
     rss_kib: int
+    thread_ns: dict[str, int] = field(default_factory=dict)  # CPU by thread name (comm)
 
 
 def sample(pid: int) -> Usage:
     cpu_ns = 0
+    thread_ns: dict[str, int] = {}
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                cpu_ns += int(f.read().split()[0])
+                ns = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                name = f.read().strip()
         except (FileNotFoundError, ProcessLookupError):
-            pass  # a thread that just exited
+            continue  # a thread that just exited
+        cpu_ns += ns
+        thread_ns[name] = thread_ns.get(name, 0) + ns
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
@@ -234,7 +240,7 @@ def sample(pid: int) -> Usage:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
-    return Usage(cpu_ns, ticks, rss)
+    return Usage(cpu_ns, ticks, rss, thread_ns)
 
 
 def server_cmd(kind: str, port: int, ctx: "Context") -> tuple[list[str], dict[str, str] | None]:
@@ -435,6 +441,8 @@ def summarize(kind: str, n: int, window: float, ready: list[dict], results: list
         "server_cpu_stat_s": stat_us / 1e6,
         "cpu_us_per_msg": cpu_us / messages if messages else None,
         "cpu_us_per_msg_stat": stat_us / messages if messages else None,
+        "cpu_us_per_msg_by_thread": {name: round((ns - u0.thread_ns.get(name, 0)) / 1e3 / messages, 3)
+                                     for name, ns in u1.thread_ns.items()} if messages else {},
         "cpu_util": cpu_us / 1e6 / window,
         "rss_idle_kib": idle.rss_kib,
         "rss_kib": u1.rss_kib,
@@ -483,6 +491,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     out = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         who = f"{LABELS.get(r['server'], r['server'])} | {r.get('mode', 'plain')}"
+        if r.get("round"):
+            who += f" (round {r['round'] + 1})"
         if r.get("aborted"):
             out.append(f"| {who} | {r['clients']:,} | - | - | - | - | - | - | - | - "
                        f"| - | - | - | {r['failed']:,} (setup) |")
@@ -538,6 +548,39 @@ def deflate_targets(rows: list[dict[str, Any]]) -> list[str]:
                            f"{ratio(other['cpu_us_per_msg'], ours['cpu_us_per_msg'])}, RSS/conn "
                            f"{ratio(other['rss_per_conn_kib'], ours['rss_per_conn_kib'])} (target > 1x)")
     return out
+
+
+def floor_rounds(rows: list[dict[str, Any]]) -> list[str]:
+    """Ours / floor per round of --repeat, and the median over rounds: spread p99, stall-free
+    p99 and CPU per message at each N and kind of client both servers ran."""
+    out = ["| N | clients | rounds | spread p99 ours / floor, per round | median | stall-free p99, median "
+           "| CPU/msg, median | ours' CPU/msg by thread (µs, median) |",
+           "|---:|---|---:|---|---:|---:|---:|---|"]
+    main = [r for r in rows if not r.get("hold") and not r.get("aborted")]
+    for n in sorted({r["clients"] for r in main}):
+        for mode in MODES:
+            pairs = []
+            for rnd in sorted({r.get("round", 0) for r in main}):
+                ours = [r for r in main if (r["server"], r["clients"], r.get("mode"), r.get("round", 0))
+                        == ("ours", n, mode, rnd)]
+                floor = [r for r in main if (r["server"], r["clients"], r.get("mode"), r.get("round", 0))
+                         == ("floor", n, mode, rnd)]
+                if ours and floor:
+                    pairs.append((ours[0], floor[0]))
+            if not pairs:
+                continue
+            def med(key: str) -> float:
+                return pct([o[key] / f[key] for o, f in pairs if o.get(key) and f.get(key)], 50) or math.nan
+            threads: dict[str, list[float]] = {}
+            for o, _ in pairs:
+                for name, us in o.get("cpu_us_per_msg_by_thread", {}).items():
+                    threads.setdefault(name, []).append(us)
+            split = ", ".join(f"{name} {pct(v, 50):.2f}" for name, v in
+                              sorted(threads.items(), key=lambda kv: -(pct(kv[1], 50) or 0)) if pct(v, 50) >= 0.01)
+            per_round = " ".join(f"{o['spread_p99_ms'] / f['spread_p99_ms']:.2f}" for o, f in pairs)
+            out.append(f"| {n:,} | {mode} | {len(pairs)} | {per_round} | {med('spread_p99_ms'):.2f}x "
+                       f"| {med('walk_p99_ms'):.2f}x | {med('cpu_us_per_msg'):.2f}x | {split} |")
+    return out if len(out) > 2 else []
 
 
 def graphql_targets(rows: list[dict[str, Any]]) -> list[str]:
@@ -613,6 +656,20 @@ def capture_snapshot(ctx: Context) -> Path:
     return ctx.snapshot
 
 
+def main_runs(kinds: list[str], ns: list[int], modes: list[str], graphql: bool,
+              repeat: int) -> list[tuple[int, str, int, str]]:
+    """(round, server, N, clients) of the main table, in the order they run.  The servers take
+    turns at each N and kind of client, so the rows a ratio compares are neighbours in time:
+    this machine's load drifts over minutes (other tenants, hypervisor steal), and a comparison
+    of ours now with the floor five minutes later measures the drift as much as the servers."""
+    runs = []
+    for rnd in range(repeat):
+        for n in ns:
+            for mode in run_modes("ours" if "ours" in kinds else kinds[0], modes, graphql):
+                runs += [(rnd, kind, n, mode) for kind in kinds if mode in run_modes(kind, modes, graphql)]
+    return runs
+
+
 def run_modes(kind: str, modes: list[str], graphql: bool) -> list[str]:
     """The client modes of kind's runs at one N: with graphql, ours's GraphQL run comes right
     after its plain one, so the two compared rows are neighbours in time (the host's load drifts)."""
@@ -638,6 +695,9 @@ def main() -> int:
     parser.add_argument("--timeline", action="store_true",
                         help="write every arrival of the main runs to bench/.data/fanout/timeline-*.txt")
     parser.add_argument("--clients", default="100,1000,10000", help="N values for the main table")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the main table; with more than one, the ratios to the floor are "
+                             "given per round and as their median")
     parser.add_argument("--window", type=float, default=10.0, help="measurement window per run, s")
     parser.add_argument("--hold", type=float, default=60.0, help="window of the largest-N runs, s (0 = skip)")
     parser.add_argument("--max-clients", type=int, default=50000,
@@ -677,14 +737,14 @@ def main() -> int:
     holds: dict[tuple[str, str], dict[str, Any] | None] = {}
     gil: dict[str, dict[str, Any]] = {}
     try:
-        for kind in kinds:
-            for n in ns:
-                for mode in run_modes(kind, modes, args.graphql):
-                    log(f"[{time.monotonic() - started:5.0f} s] {kind} N={n:,} {mode}")
-                    tl = OUT / f"timeline-{kind}-{n}-{mode}" if args.timeline else None
-                    r = run_load(kind, n, args.window, ctx, mode=mode, timeline=tl)
-                    rows.append(r)
-                    log(table([r]).splitlines()[-1])
+        for rnd, kind, n, mode in main_runs(kinds, ns, modes, args.graphql, args.repeat):
+            log(f"[{time.monotonic() - started:5.0f} s] {kind} N={n:,} {mode}"
+                + (f" (round {rnd + 1} of {args.repeat})" if args.repeat > 1 else ""))
+            tl = OUT / f"timeline-{kind}-{n}-{mode}-r{rnd}" if args.timeline else None
+            r = run_load(kind, n, args.window, ctx, mode=mode, timeline=tl)
+            r["round"] = rnd
+            rows.append(r)
+            log(table([r]).splitlines()[-1])
         if args.hold > 0:
             top = min(args.max_clients, server_cap)
             ladder = sorted({x for x in (top, 15000, 10000, 5000, 2000, 1000) if x <= top}, reverse=True)
@@ -735,6 +795,10 @@ def main() -> int:
         for kind, r in gil.items():
             print(f"| {LABELS[kind]} | {r['interval'] * 1000:.0f} | {r['max_gap_ms']:.0f} | {r['ticks']} "
                   f"| {r['lost']:,} |")
+    rounds = floor_rounds(rows)
+    if rounds:
+        print("\nOurs / floor, the runs of each round side by side (median over rounds):\n")
+        print("\n".join(rounds))
     print("\nTargets:\n")
     print("\n".join(targets(rows, holds, gil)))
     print(f"\ntotal time {time.monotonic() - started:.0f} s")
