@@ -141,6 +141,8 @@ static struct msgbuf *group_message(struct fanout *f, struct fanout_group *g)
     struct msgbuf *m = build_update(f->current, g);
     if (!m)
         return NULL;
+    if (!g->sel)
+        msgbuf_frame(m, 0); /* sent as it is by every plain client (a GraphQL payload is not) */
     drop_deflated(g);
     msgbuf_unref(g->message);
     g->message = m;

@@ -238,6 +238,7 @@ static struct msgbuf *next_frame(struct session *s, struct gql_op *op)
         session_close_out_of_memory(s);
         return NULL;
     }
+    msgbuf_frame(m, 0);
     return m;
 }
 

@@ -6,8 +6,6 @@
 #include <string.h>
 #include <zlib.h>
 
-/* What a frame header needs at most: 2 bytes, 8 of extended length; LWS_PRE is larger. */
-#define FRAME_HEAD_MAX 10
 /* A sync flush ends in an empty stored block; RFC 7692 7.2.1 has the sender drop it. */
 static const unsigned char sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 /* Compression happens once per group and tick, so it can afford zlib's default level. */
@@ -155,33 +153,8 @@ static z_stream *deflater(struct pmd_compressor *c, int window_bits)
     return z;
 }
 
-/* Write the header of a final compressed text frame of payload_len bytes just before payload. */
-static unsigned write_frame_head(unsigned char *payload, size_t payload_len)
-{
-    unsigned char head[FRAME_HEAD_MAX];
-    unsigned n;
-    head[0] = 0x80 | 0x40 | 0x1; /* FIN, RSV1 (compressed), text */
-    if (payload_len < 126) {
-        head[1] = (unsigned char)payload_len;
-        n = 2;
-    } else if (payload_len <= 0xffff) {
-        head[1] = 126;
-        head[2] = (unsigned char)(payload_len >> 8);
-        head[3] = (unsigned char)payload_len;
-        n = 4;
-    } else {
-        head[1] = 127;
-        for (int i = 0; i < 8; i++)
-            head[2 + i] = (unsigned char)((uint64_t)payload_len >> (56 - 8 * i));
-        n = 10;
-    }
-    memcpy(payload - n, head, n);
-    return n;
-}
-
 struct msgbuf *pmd_compress(struct pmd_compressor *c, int window_bits, struct msgbuf *m)
 {
-    _Static_assert(FRAME_HEAD_MAX <= 16, "the msgbuf headroom (LWS_PRE) holds the header");
     z_stream *z = deflater(c, window_bits);
     if (!z)
         return NULL;
@@ -206,7 +179,7 @@ struct msgbuf *pmd_compress(struct pmd_compressor *c, int window_bits, struct ms
         return m;
     }
     out->jb.len = produced - sizeof(sync_tail);
-    out->frame_head = write_frame_head((unsigned char *)jb_text(&out->jb), out->jb.len);
+    msgbuf_frame(out, 1);
     return out;
 }
 

@@ -39,7 +39,8 @@ struct session {
     int64_t next_ping_ms;     /* monotonic: when to ping, unless a ping is out */
     int64_t ping_sent_ms;     /* monotonic: the unanswered ping's time, or 0 */
     int ping_due;             /* a ping waits for WRITEABLE */
-    int direct;               /* ws:// (not TLS): a tick may write to it at once */
+    int fd;                   /* ws:// (not TLS): its socket, which session_send may write
+                               * to itself; -1 on TLS */
     int closing;
     uint16_t close_code;
     const char *close_reason;

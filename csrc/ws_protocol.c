@@ -1,9 +1,11 @@
 /* ws_protocol.c - the WebSocket protocol: per-connection sessions, auth, replies, the callback. */
 #include "ws_protocol.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "connection.h"
 #include "dispatch.h"
@@ -68,7 +70,7 @@ void session_prefetch(const struct session *s)
     if (!nn)
         return;
     __builtin_prefetch(nn);              /* next, wsi */
-    __builtin_prefetch(&nn->direct);     /* what can_push reads */
+    __builtin_prefetch(&nn->fd);         /* what can_push reads */
     __builtin_prefetch(&nn->out_head);
     __builtin_prefetch(&nn->gql);
 }
@@ -302,15 +304,27 @@ struct msgbuf *session_claim_update(struct session *s, struct fanout_sub *sub)
     return m;
 }
 
-/* A frame built whole (pmd_compress) goes out raw so that nothing in lws touches it.  lws_write
- * reports a partial write as complete: it copies the rest and finishes it itself, so m may be
- * freed (or reused) at once. */
+/*
+ * A frame built whole (msgbuf_frame: the tick's updates) goes to a ws:// socket with one send(),
+ * the least a fan-out can do: lws_write would walk its role and extension layers (and the
+ * fields of struct lws they read) only to reach the same send().  What the kernel does not
+ * take, and every write while lws still holds an unsent tail, goes through lws_write as raw
+ * bytes: lws keeps the rest, finishes it through POLLOUT and reports it as written, so m may be
+ * freed (or reused) at once.  A text for lws to frame (a reply), and anything on TLS, goes
+ * through lws_write whole.
+ */
 int session_send(struct session *s, const struct msgbuf *m)
 {
-    unsigned char *text = (unsigned char *)jb_text(&m->jb);
-    size_t n = m->frame_head + m->jb.len;
-    if (lws_write(s->wsi, text - m->frame_head, n,
-                  m->frame_head ? LWS_WRITE_RAW : LWS_WRITE_TEXT) < (int)n)
+    unsigned char *frame = (unsigned char *)jb_text(&m->jb) - m->frame_head;
+    size_t n = m->frame_head + m->jb.len, sent = 0;
+    if (m->frame_head && s->fd >= 0 && !lws_partial_buffered(s->wsi)) {
+        ssize_t w = send(s->fd, frame, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        sent = w > 0 ? (size_t)w : 0;
+    }
+    if (sent < n && lws_write(s->wsi, frame + sent, n - sent,
+                              m->frame_head ? LWS_WRITE_RAW : LWS_WRITE_TEXT) < (int)(n - sent))
         return -1;
     s->svc->counters.messages_sent++;
     s->svc->counters.bytes_sent += m->jb.len;
@@ -376,7 +390,7 @@ static int writeable(struct session *s)
  */
 int session_can_push(const struct session *s)
 {
-    return s->direct && !s->closing && !s->out_head && !lws_partial_buffered(s->wsi);
+    return s->fd >= 0 && !s->closing && !s->out_head && !lws_partial_buffered(s->wsi);
 }
 
 void session_deliver_update(struct session *s)
@@ -594,6 +608,7 @@ static void established(struct session *s, struct lws *wsi, struct service *svc)
 {
     s->wsi = wsi;
     s->svc = svc;
+    s->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
     handshake_peer(wsi, s->peer, sizeof(s->peer));
 
     if (svc->stopping) {
@@ -619,7 +634,6 @@ static void established(struct session *s, struct lws *wsi, struct service *svc)
     }
     rate_limit_init(&s->rate, mono_us() / 1000);
     s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS;
-    s->direct = !lws_is_ssl(wsi);
     s->sub.deflate_bits = s->pmd.agreed ? s->pmd.terms.window_bits : 0;
 
     if (is_graphql(wsi))
