@@ -28,14 +28,16 @@
  * service's one timer calls session_keepalive for every connection once a second). */
 #define KEEPALIVE_PING_MS 20000
 #define KEEPALIVE_PONG_MS 20000
+/* The first ping comes up to this much sooner, by connection id: clients that connected together
+ * (a restart, a reconnecting dashboard fleet) would otherwise all be pinged in one second, every
+ * 20 s, and their pongs read back in the next, on top of that second's fan-out.  Each later ping
+ * follows its pong by KEEPALIVE_PING_MS, so the spread lasts. */
+#define KEEPALIVE_STAGGER_SLOTS 10
+#define KEEPALIVE_STAGGER_MS 1000
 /* A client with no token in its handshake has this long to send {"type":"auth"}. */
 #define AUTH_DEADLINE_US (5 * LWS_US_PER_SEC)
 
 const size_t ws_session_size = sizeof(struct session);
-
-/* How much of a struct lws the walk loads ahead, in cache lines.  Its size is private to lws;
- * a prefetch past its end loads a neighbour's bytes, never faults. */
-#define SESSION_PREFETCH_WSI_LINES 8
 
 /* The accessors of ws_protocol.h, one line each. */
 const struct session *session_next(const struct session *s) { return s->next; }
@@ -50,20 +52,18 @@ struct pmd_conn *session_pmd(struct session *s) { return &s->pmd; }
 const struct gql_conn *session_gql(const struct session *s) { return s->gql; }
 
 /* Two turns ahead: when s's turn comes, the walk already loaded s (last turn) and asks for the
- * next session's connection and the session after that.  Loading s->next's fields here does not
- * wait, since the previous turn loaded that session.  The connection (struct lws, private to
- * lws) is loaded whole: lws_write reads fields all over it.  A GraphQL connection's state is
+ * next session's GraphQL state and for the session after that.  Loading s->next's fields here
+ * does not wait, since the previous turn loaded that session.  A GraphQL connection's state is
  * its own allocation, which the walk reads right away (gql->ops, then each op's live flag): the
  * next session's is asked for here, its pointer one turn before that (a profile at 10,000
- * GraphQL clients had 3 % of the process waiting on those loads in fanout_publish). */
+ * GraphQL clients had 3 % of the process waiting on those loads in fanout_publish).  The
+ * connection itself (struct lws, private to lws) is not loaded ahead: a ws:// write reads one
+ * field of it (lws_partial_buffered), since session_send writes to the socket itself. */
 void session_prefetch(const struct session *s)
 {
     const struct session *n = s->next;
     if (!n)
         return;
-    const char *wsi = (const char *)n->wsi;
-    for (int line = 0; line < SESSION_PREFETCH_WSI_LINES; line++)
-        __builtin_prefetch(wsi + 64 * line);
     if (n->gql)
         __builtin_prefetch(n->gql);
     const struct session *nn = n->next;
@@ -633,7 +633,8 @@ static void established(struct session *s, struct lws *wsi, struct service *svc)
         return;
     }
     rate_limit_init(&s->rate, mono_us() / 1000);
-    s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS;
+    s->next_ping_ms = mono_us() / 1000 + KEEPALIVE_PING_MS -
+                      (int64_t)(s->id % KEEPALIVE_STAGGER_SLOTS) * KEEPALIVE_STAGGER_MS;
     s->sub.deflate_bits = s->pmd.agreed ? s->pmd.terms.window_bits : 0;
 
     if (is_graphql(wsi))

@@ -45,8 +45,8 @@ int session_admitted(const struct session *s);
 /* The next session of the service's list, for a walk that may act on each. */
 struct session *session_next_rw(struct session *s);
 
-/* Start loading what a tick's walk reads in its next turns (hints only): the connection of the
- * session after s and the session after that one, which session_deliver_update reads.  A walk
+/* Start loading what a tick's walk reads in its next turns (hints only): the GraphQL state of
+ * the session after s and the session after that one, which session_deliver_update reads.  A walk
  * over thousands of sessions, each allocated on its own, otherwise waits on cache misses for
  * each of them. */
 void session_prefetch(const struct session *s);

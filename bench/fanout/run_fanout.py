@@ -14,9 +14,18 @@ metrics_update, so both rows carry the same data.
     python3 bench/fanout/run_fanout.py --servers ours --modes plain --clients 1000,10000 --hold 0
                                                   # ours plain vs GraphQL only, and both GIL runs
 
+    python3 bench/fanout/run_fanout.py --servers ours,floor --clients 10000 --modes plain,deflate \
+        --no-graphql --hold 0 --gil-busy 0 --repeat 5
+                                                  # ours against the floor, five rounds
+
 One command builds the C programs (gcc -O2), prepares the skills DB (analytics_bench's builder,
 cached under bench/.data/), captures one real metrics_update from our server (the bytes the
-floor and Node send), then, for each server in turn and a fresh server process per run:
+floor and Node send), then runs the main table: at each N and kind of client the servers take
+turns (so the rows a ratio compares are neighbours in time; this machine's load drifts over
+minutes), --repeat times over, with a fresh server process per run.  With --repeat the ratios of
+ours to the floor are printed per round and as their median, with ours' CPU per message split
+by thread (sb-service: the lws loop and the fan-out; sb-db: the snapshots; python: the host).
+Each run:
 
 1. starts it pinned to CPU 0 and waits until it is ready and has built a first snapshot;
    its VmRSS then is the idle baseline;
