@@ -22,11 +22,24 @@ struct gql_conn;
  * fields of a graphql-transport-ws connection through the functions below and its own gql
  * pointer.  Service thread only, except the fields the registry's lock guards.
  */
-/* Per-connection state: zeroed by lws, set up in ESTABLISHED, freed in CLOSED. */
+/* Per-connection state: zeroed by lws, set up in ESTABLISHED, freed in CLOSED.  The fields every
+ * tick's walk reads for every client come first, together: at 10,000 clients the walk's cost
+ * is its cache misses, one per line it touches in each session (four, before they were moved
+ * here, scattered over the struct's 560 bytes). */
 struct session {
-    struct session *next, *prev;
-    struct service *svc;
+    struct session *next;
     struct lws *wsi;
+    struct service *svc;
+    struct msgbuf *out_head;  /* replies waiting, oldest first */
+    struct gql_conn *gql;     /* a graphql-transport-ws connection (gql_protocol.h); else NULL */
+    struct fanout_sub sub;    /* sub.group NULL after unsubscribe; edited under svc->lock */
+    int fd;                   /* ws:// (not TLS): its socket, which session_send may write
+                               * to itself; -1 on TLS */
+    int closing;
+    /* The rest is read on the connection's own events. */
+    struct session *prev;
+    struct msgbuf *out_tail;
+    size_t out_bytes;
     uint64_t id;
     char peer[64];
     int counted;              /* linked into svc->sessions; counts toward max_clients */
@@ -39,18 +52,11 @@ struct session {
     int64_t next_ping_ms;     /* monotonic: when to ping, unless a ping is out */
     int64_t ping_sent_ms;     /* monotonic: the unanswered ping's time, or 0 */
     int ping_due;             /* a ping waits for WRITEABLE */
-    int fd;                   /* ws:// (not TLS): its socket, which session_send may write
-                               * to itself; -1 on TLS */
-    int closing;
     uint16_t close_code;
     const char *close_reason;
-    struct fanout_sub sub;    /* sub.group NULL after unsubscribe; edited under svc->lock */
     struct pmd_conn pmd;      /* permessage-deflate: set in the handshake, before ESTABLISHED */
-    struct msgbuf *out_head, *out_tail;
-    size_t out_bytes;
     struct rx_buffer rx;
     struct http_session http; /* while the connection serves plain HTTP */
-    struct gql_conn *gql;     /* a graphql-transport-ws connection (gql_protocol.h); else NULL */
 };
 
 /* Queue a reply built in m (ownership passes here); a client whose replies reach
