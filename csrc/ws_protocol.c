@@ -302,27 +302,38 @@ struct msgbuf *session_claim_update(struct session *s, struct fanout_sub *sub)
     return m;
 }
 
+/* The keepalive ping, built whole.  lws 4.1.6 reports no RECEIVE_PONG for an empty pong, so
+ * the ping has a payload for the pong to echo. */
+static unsigned char ping_frame[] = {0x89, 0x02, 'k', 'a'}; /* FIN, ping; 2 bytes */
+
 /*
- * A frame built whole (msgbuf_frame: the tick's updates) goes to a ws:// socket with one send(),
- * the least a fan-out can do: lws_write would walk its role and extension layers (and the
- * fields of struct lws they read) only to reach the same send().  What the kernel does not
+ * A frame built whole (the tick's updates, the keepalive ping) goes to a ws:// socket with one
+ * send(), the least a fan-out can do: lws_write would walk its role and extension layers (and
+ * the fields of struct lws they read) only to reach the same send().  What the kernel does not
  * take, and every write while lws still holds an unsent tail, goes through lws_write as raw
- * bytes: lws keeps the rest, finishes it through POLLOUT and reports it as written, so m may be
- * freed (or reused) at once.  A text for lws to frame (a reply), and anything on TLS, goes
- * through lws_write whole.
+ * bytes: lws keeps the rest, finishes it through POLLOUT and reports it as written, so the
+ * caller may free (or reuse) the frame at once.  On TLS it all goes through lws_write.
  */
-int session_send(struct session *s, const struct msgbuf *m)
+static int send_whole(struct session *s, unsigned char *frame, size_t n)
 {
-    unsigned char *frame = (unsigned char *)jb_text(&m->jb) - m->frame_head;
-    size_t n = m->frame_head + m->jb.len, sent = 0;
-    if (m->frame_head && s->fd >= 0 && !lws_partial_buffered(s->wsi)) {
+    size_t sent = 0;
+    if (s->fd >= 0 && !lws_partial_buffered(s->wsi)) {
         ssize_t w = send(s->fd, frame, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;
         sent = w > 0 ? (size_t)w : 0;
     }
-    if (sent < n && lws_write(s->wsi, frame + sent, n - sent,
-                              m->frame_head ? LWS_WRITE_RAW : LWS_WRITE_TEXT) < (int)(n - sent))
+    if (sent < n && lws_write(s->wsi, frame + sent, n - sent, LWS_WRITE_RAW) < (int)(n - sent))
+        return -1;
+    return 0;
+}
+
+/* A frame built whole through send_whole; a text (a reply) through lws_write, which frames it. */
+int session_send(struct session *s, const struct msgbuf *m)
+{
+    unsigned char *text = (unsigned char *)jb_text(&m->jb);
+    if (m->frame_head ? send_whole(s, text - m->frame_head, m->frame_head + m->jb.len) < 0
+                      : lws_write(s->wsi, text, m->jb.len, LWS_WRITE_TEXT) < (int)m->jb.len)
         return -1;
     s->svc->counters.messages_sent++;
     s->svc->counters.bytes_sent += m->jb.len;
@@ -341,11 +352,8 @@ static int writeable(struct session *s)
     }
 
     if (s->ping_due) {
-        /* lws 4.1.6 reports no RECEIVE_PONG for an empty pong: give the ping a payload. */
-        unsigned char ping[LWS_PRE + 2];
-        memcpy(ping + LWS_PRE, "ka", 2);
         s->ping_due = 0;
-        if (lws_write(s->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+        if (send_whole(s, ping_frame, sizeof(ping_frame)) < 0)
             return -1;
         if (s->out_head || fanout_update_pending(&s->svc->fan, &s->sub) ||
             (s->gql && gql_updates_pending(s)))
@@ -699,9 +707,15 @@ void session_keepalive(struct session *s, int64_t now_ms)
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_LAGGING, LWS_TO_KILL_ASYNC);
         }
     } else if (now_ms >= s->next_ping_ms) {
+        /* At once where the tick could write too, which saves the WRITEABLE round trip (two
+         * epoll_ctl calls and an event); else from the next WRITEABLE, before anything queued. */
         s->ping_sent_ms = now_ms;
-        s->ping_due = 1;
-        lws_callback_on_writable(s->wsi);
+        if (!session_can_push(s)) {
+            s->ping_due = 1;
+            lws_callback_on_writable(s->wsi);
+        } else if (send_whole(s, ping_frame, sizeof(ping_frame)) < 0) {
+            session_close(s, SB_CLOSE_WRITE_FAILED);
+        }
     }
 }
 
