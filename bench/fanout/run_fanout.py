@@ -565,30 +565,27 @@ def floor_rounds(rows: list[dict[str, Any]]) -> list[str]:
     out = ["| N | clients | rounds | spread p99 ours / floor, per round | median | stall-free p99, median "
            "| CPU/msg, median | ours' CPU/msg by thread (µs, median) |",
            "|---:|---|---:|---|---:|---:|---:|---|"]
-    main = [r for r in rows if not r.get("hold") and not r.get("aborted")]
-    for n in sorted({r["clients"] for r in main}):
-        for mode in MODES:
-            pairs = []
-            for rnd in sorted({r.get("round", 0) for r in main}):
-                ours = [r for r in main if (r["server"], r["clients"], r.get("mode"), r.get("round", 0))
-                        == ("ours", n, mode, rnd)]
-                floor = [r for r in main if (r["server"], r["clients"], r.get("mode"), r.get("round", 0))
-                         == ("floor", n, mode, rnd)]
-                if ours and floor:
-                    pairs.append((ours[0], floor[0]))
-            if not pairs:
-                continue
-            def med(key: str) -> float:
-                return pct([o[key] / f[key] for o, f in pairs if o.get(key) and f.get(key)], 50) or math.nan
-            threads: dict[str, list[float]] = {}
-            for o, _ in pairs:
-                for name, us in o.get("cpu_us_per_msg_by_thread", {}).items():
-                    threads.setdefault(name, []).append(us)
-            split = ", ".join(f"{name} {pct(v, 50):.2f}" for name, v in
-                              sorted(threads.items(), key=lambda kv: -(pct(kv[1], 50) or 0)) if pct(v, 50) >= 0.01)
-            per_round = " ".join(f"{o['spread_p99_ms'] / f['spread_p99_ms']:.2f}" for o, f in pairs)
-            out.append(f"| {n:,} | {mode} | {len(pairs)} | {per_round} | {med('spread_p99_ms'):.2f}x "
-                       f"| {med('walk_p99_ms'):.2f}x | {med('cpu_us_per_msg'):.2f}x | {split} |")
+    by_run = {(r["server"], r["clients"], r.get("mode"), r.get("round", 0)): r
+              for r in rows if not r.get("hold") and not r.get("aborted")}
+    rounds = sorted({rnd for *_, rnd in by_run})
+    for n, mode in ((n, mode) for n in sorted({n for _, n, _, _ in by_run}) for mode in MODES):
+        pairs = [(by_run[("ours", n, mode, rnd)], by_run[("floor", n, mode, rnd)]) for rnd in rounds
+                 if ("ours", n, mode, rnd) in by_run and ("floor", n, mode, rnd) in by_run]
+        if not pairs:
+            continue
+
+        def med(key: str) -> float:
+            return pct([o[key] / f[key] for o, f in pairs if o.get(key) and f.get(key)], 50) or math.nan
+
+        threads: dict[str, list[float]] = {}
+        for o, _ in pairs:
+            for name, us in o.get("cpu_us_per_msg_by_thread", {}).items():
+                threads.setdefault(name, []).append(us)
+        medians = sorted(((pct(v, 50), name) for name, v in threads.items()), reverse=True)
+        split = ", ".join(f"{name} {us:.2f}" for us, name in medians if us >= 0.01)
+        per_round = " ".join(f"{o['spread_p99_ms'] / f['spread_p99_ms']:.2f}" for o, f in pairs)
+        out.append(f"| {n:,} | {mode} | {len(pairs)} | {per_round} | {med('spread_p99_ms'):.2f}x "
+                   f"| {med('walk_p99_ms'):.2f}x | {med('cpu_us_per_msg'):.2f}x | {split} |")
     return out if len(out) > 2 else []
 
 
